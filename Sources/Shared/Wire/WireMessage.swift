@@ -1,0 +1,209 @@
+import Foundation
+
+/// Version of the coordinator⇄worker protocol; a worker from another build is refused at hello.
+public let wireProtocolVersion: UInt32 = 1
+
+/// First message of every worker: who and where it is, and what it can do.
+public struct WorkerHello: Equatable, Sendable {
+    public var protocolVersion: UInt32 = wireProtocolVersion
+    public var rank: Int32
+    public var host: String
+    public var pid: Int32
+    public var threads: Int32
+    public init(rank: Int32, host: String, pid: Int32, threads: Int32) {
+        self.rank = rank; self.host = host; self.pid = pid; self.threads = threads
+    }
+}
+
+/// Coordinator → worker: load this model (the worker maps the weights itself).
+public struct WorkerSetup: Equatable, Sendable {
+    public var modelDirectory: String
+    /// BLAS threads for this worker; 0 keeps the worker's own default.
+    public var blasThreads: Int32
+    public init(modelDirectory: String, blasThreads: Int32) {
+        self.modelDirectory = modelDirectory; self.blasThreads = blasThreads
+    }
+}
+
+/// Worker → coordinator after setup: the model is loaded, or why it is not.
+public struct WorkerReady: Equatable, Sendable {
+    public var error: String?
+    public var loadSeconds: Double
+    public var summary: String
+    public init(error: String?, loadSeconds: Double, summary: String) {
+        self.error = error; self.loadSeconds = loadSeconds; self.summary = summary
+    }
+}
+
+/// One model input tile, already scaled and normalised: `channels × height × width` float32.
+public struct TileRequest: Equatable, Sendable {
+    public var job: UInt64
+    public var tile: UInt64
+    public var channels: Int32
+    public var height: Int32
+    public var width: Int32
+    /// (longitude, latitude) in degrees of the scene centre, or empty.
+    public var location: [Float]
+    /// (year, day of year), or empty.
+    public var temporal: [Float]
+    public var pixels: [Float]
+    public init(job: UInt64, tile: UInt64, channels: Int32, height: Int32, width: Int32, location: [Float], temporal: [Float], pixels: [Float]) {
+        self.job = job; self.tile = tile; self.channels = channels; self.height = height; self.width = width
+        self.location = location; self.temporal = temporal; self.pixels = pixels
+    }
+}
+
+/// Per-class logits of one tile: `classes × height × width` float32.
+public struct TileResult: Equatable, Sendable {
+    public var job: UInt64
+    public var tile: UInt64
+    public var classes: Int32
+    public var height: Int32
+    public var width: Int32
+    public var computeSeconds: Double
+    public var logits: [Float]
+    public init(job: UInt64, tile: UInt64, classes: Int32, height: Int32, width: Int32, computeSeconds: Double, logits: [Float]) {
+        self.job = job; self.tile = tile; self.classes = classes; self.height = height; self.width = width
+        self.computeSeconds = computeSeconds; self.logits = logits
+    }
+}
+
+/// A tile the worker could not compute (bad shape, out of memory…); the worker stays alive.
+public struct TileFailure: Equatable, Sendable {
+    public var job: UInt64
+    public var tile: UInt64
+    public var message: String
+    public init(job: UInt64, tile: UInt64, message: String) { self.job = job; self.tile = tile; self.message = message }
+}
+
+/// Everything that travels between coordinator and workers. The MPI tag is the case.
+public enum WireMessage: Equatable, Sendable {
+    case hello(WorkerHello)
+    case setup(WorkerSetup)
+    case ready(WorkerReady)
+    case tile(TileRequest)
+    case result(TileResult)
+    case failure(TileFailure)
+    case shutdown(reason: String)
+    /// Echo request for measuring the fabric (`coordinator world --ping-seconds`); the worker answers `.pong`.
+    case ping(sequence: UInt64, payload: [UInt8])
+    case pong(sequence: UInt64, payload: [UInt8])
+
+    public var tag: Int32 {
+        switch self {
+        case .hello: return 1
+        case .setup: return 2
+        case .ready: return 3
+        case .tile: return 4
+        case .result: return 5
+        case .failure: return 6
+        case .shutdown: return 7
+        case .ping: return 8
+        case .pong: return 9
+        }
+    }
+
+    public func encoded() -> [UInt8] {
+        var w = ByteWriter(capacity: 64)
+        switch self {
+        case .hello(let m):
+            w.write(m.protocolVersion); w.write(m.rank); w.write(m.host); w.write(m.pid); w.write(m.threads)
+        case .setup(let m):
+            w.write(m.modelDirectory); w.write(m.blasThreads)
+        case .ready(let m):
+            w.write(m.error != nil); w.write(m.error ?? ""); w.write(m.loadSeconds); w.write(m.summary)
+        case .tile(let m):
+            w = ByteWriter(capacity: 64 + m.pixels.count * 4)
+            w.write(m.job); w.write(m.tile); w.write(m.channels); w.write(m.height); w.write(m.width)
+            w.write(floats: m.location); w.write(floats: m.temporal); w.write(floats: m.pixels)
+        case .result(let m):
+            w = ByteWriter(capacity: 64 + m.logits.count * 4)
+            w.write(m.job); w.write(m.tile); w.write(m.classes); w.write(m.height); w.write(m.width)
+            w.write(m.computeSeconds); w.write(floats: m.logits)
+        case .failure(let m):
+            w.write(m.job); w.write(m.tile); w.write(m.message)
+        case .shutdown(let reason):
+            w.write(reason)
+        case .ping(let sequence, let payload), .pong(let sequence, let payload):
+            w = ByteWriter(capacity: 16 + payload.count)
+            w.write(sequence); w.write(UInt64(payload.count)); w.append(payload)
+        }
+        return w.bytes
+    }
+
+    public static func decode(tag: Int32, bytes: [UInt8]) throws -> WireMessage {
+        var r = ByteReader(bytes)
+        let message: WireMessage
+        switch tag {
+        case 1:
+            let version = try r.read(UInt32.self)
+            guard version == wireProtocolVersion else {
+                throw WireError("worker speaks wire protocol \(version), this coordinator \(wireProtocolVersion): coordinator and tileworker come from different builds")
+            }
+            var hello = WorkerHello(rank: try r.read(), host: try r.read(), pid: try r.read(), threads: try r.read())
+            hello.protocolVersion = version
+            message = .hello(hello)
+        case 2:
+            message = .setup(WorkerSetup(modelDirectory: try r.read(), blasThreads: try r.read()))
+        case 3:
+            let failed = try r.read(Bool.self)
+            let error = try r.read(String.self)
+            message = .ready(WorkerReady(error: failed ? error : nil, loadSeconds: try r.read(), summary: try r.read()))
+        case 4:
+            let job: UInt64 = try r.read(), tile: UInt64 = try r.read()
+            let channels: Int32 = try r.read(), height: Int32 = try r.read(), width: Int32 = try r.read()
+            let location = try r.readFloats(), temporal = try r.readFloats(), pixels = try r.readFloats()
+            guard channels > 0, height > 0, width > 0, pixels.count == Int(channels) * Int(height) * Int(width) else {
+                throw WireError("tile \(tile): \(pixels.count) pixels do not fill \(channels)×\(height)×\(width)")
+            }
+            guard location.count == 0 || location.count == 2, temporal.count == 0 || temporal.count == 2 else {
+                throw WireError("tile \(tile): location and temporal coordinates take 0 or 2 values")
+            }
+            message = .tile(TileRequest(job: job, tile: tile, channels: channels, height: height, width: width, location: location, temporal: temporal, pixels: pixels))
+        case 5:
+            let job: UInt64 = try r.read(), tile: UInt64 = try r.read()
+            let classes: Int32 = try r.read(), height: Int32 = try r.read(), width: Int32 = try r.read()
+            let seconds: Double = try r.read()
+            let logits = try r.readFloats()
+            guard classes > 0, height > 0, width > 0, logits.count == Int(classes) * Int(height) * Int(width) else {
+                throw WireError("result of tile \(tile): \(logits.count) logits do not fill \(classes)×\(height)×\(width)")
+            }
+            message = .result(TileResult(job: job, tile: tile, classes: classes, height: height, width: width, computeSeconds: seconds, logits: logits))
+        case 6:
+            message = .failure(TileFailure(job: try r.read(), tile: try r.read(), message: try r.read()))
+        case 7:
+            message = .shutdown(reason: try r.read())
+        case 8, 9:
+            let sequence: UInt64 = try r.read()
+            let payload = try r.readBytes()
+            message = tag == 8 ? .ping(sequence: sequence, payload: payload) : .pong(sequence: sequence, payload: payload)
+        default:
+            throw WireError("unknown message tag \(tag)")
+        }
+        try r.expectEnd("message with tag \(tag)")
+        return message
+    }
+}
+
+extension MPIWorld {
+    /// Sends a wire message and waits until it has left (for control messages; tiles use `startSend`).
+    public func send(_ message: WireMessage, to destination: Int, timeout: Double? = nil) throws {
+        try send(message.encoded(), to: destination, tag: message.tag, timeout: timeout)
+    }
+
+    public func startSend(_ message: WireMessage, to destination: Int) throws -> MPISendRequest {
+        try startSend(message.encoded(), to: destination, tag: message.tag)
+    }
+
+    /// Receives the next wire message, if any is waiting.
+    public func receiveMessageIfAvailable(from source: Int? = nil) throws -> (source: Int, message: WireMessage)? {
+        guard let (envelope, bytes) = try receiveIfAvailable(from: source) else { return nil }
+        return (envelope.source, try WireMessage.decode(tag: envelope.tag, bytes: bytes))
+    }
+
+    /// Waits for the next wire message; nil on timeout.
+    public func receiveMessage(from source: Int? = nil, timeout: Double? = nil) throws -> (source: Int, message: WireMessage)? {
+        guard let (envelope, bytes) = try receive(from: source, timeout: timeout) else { return nil }
+        return (envelope.source, try WireMessage.decode(tag: envelope.tag, bytes: bytes))
+    }
+}

@@ -1,0 +1,87 @@
+import Foundation
+import Logging
+
+/// Runs tiles through a loaded model. One instance per worker process; not shared across threads.
+public protocol TileComputer: AnyObject {
+    /// A one-line description for logs (architecture, parameters).
+    var summary: String { get }
+    func compute(_ tile: TileRequest) throws -> TileResult
+}
+
+/// Worker side of the protocol: hello, then setup → ready, tiles → results, until shutdown.
+///
+/// Tiles that arrive while a tile is computing queue up locally, so the next tile's pixels are
+/// already here when the current one finishes. A result is sent and completed before the next
+/// compute starts: MPI only progresses inside MPI calls, and a result left half-sent during a
+/// second-long compute would stall the coordinator's receive of it.
+public final class WorkerLoop {
+    private let world: MPIWorld
+    private let logger: Logger
+    private let load: (WorkerSetup) throws -> TileComputer
+    private var computer: TileComputer?
+    private var queue: [TileRequest] = []
+
+    public init(world: MPIWorld, logger: Logger, load: @escaping (WorkerSetup) throws -> TileComputer) {
+        self.world = world
+        self.logger = logger
+        self.load = load
+    }
+
+    /// Returns when the coordinator says shutdown.
+    public func run() throws {
+        let hello = WorkerHello(rank: Int32(world.rank), host: world.processorName, pid: getpid(), threads: Int32(BLAS.threads))
+        try world.send(.hello(hello), to: 0)
+        var backoff = Backoff()
+        while true {
+            // Drain everything waiting, then compute one tile.
+            while let (source, message) = try world.receiveMessageIfAvailable(from: 0) {
+                backoff.reset()
+                if try !handle(message, from: source) { return }
+            }
+            if !queue.isEmpty {
+                let tile = queue.removeFirst()
+                try world.send(computeOne(tile), to: 0)
+                continue
+            }
+            backoff.wait()
+        }
+    }
+
+    /// Handles one control message; false means stop.
+    private func handle(_ message: WireMessage, from source: Int) throws -> Bool {
+        switch message {
+        case .shutdown(let reason):
+            logger.debug("shutdown: \(reason)")
+            return false
+        case .setup(let setup):
+            let start = monotonicSeconds()
+            do {
+                if setup.blasThreads > 0 { BLAS.threads = Int(setup.blasThreads) }
+                let loaded = try load(setup)
+                computer = loaded
+                try world.send(.ready(WorkerReady(error: nil, loadSeconds: monotonicSeconds() - start, summary: loaded.summary)), to: 0)
+            } catch {
+                computer = nil
+                try world.send(.ready(WorkerReady(error: "\(error)", loadSeconds: monotonicSeconds() - start, summary: "")), to: 0)
+            }
+        case .tile(let tile):
+            queue.append(tile)
+        case .ping(let sequence, let payload):
+            try world.send(.pong(sequence: sequence, payload: payload), to: source)
+        case .hello, .ready, .result, .failure, .pong:
+            logger.warning("ignoring unexpected message with tag \(message.tag) from rank \(source)")
+        }
+        return true
+    }
+
+    private func computeOne(_ tile: TileRequest) -> WireMessage {
+        guard let computer else {
+            return .failure(TileFailure(job: tile.job, tile: tile.tile, message: "worker \(world.rank) has no model loaded"))
+        }
+        do {
+            return .result(try computer.compute(tile))
+        } catch {
+            return .failure(TileFailure(job: tile.job, tile: tile.tile, message: "rank \(world.rank) on \(world.processorName): \(error)"))
+        }
+    }
+}

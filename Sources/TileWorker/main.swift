@@ -1,0 +1,34 @@
+import Foundation
+import Logging
+import Shared
+
+// A tile worker: every MPI rank but 0 under
+//   mpirun -np 1 coordinator … : -np N tileworker
+// It takes no arguments; the coordinator sends the model and options after the handshake.
+
+signal(SIGPIPE, SIG_IGN)
+
+let world: MPIWorld
+do {
+    world = try MPIWorld(required: .serialized)
+} catch {
+    FileHandle.standardError.write(Data("tileworker: \(error)\n".utf8))
+    exit(70)
+}
+ConsoleLogHandler.bootstrap(label: "tileworker \(world.rank)@\(world.processorName)")
+let logger = Logger(label: "tileworker")
+
+guard world.rank != 0 else {
+    logger.critical("tileworker started as rank 0; rank 0 must be the coordinator: mpirun -np 1 coordinator … : -np N tileworker")
+    world.abort(code: 64)
+}
+
+do {
+    let loop = WorkerLoop(world: world, logger: logger, load: TileWorkerModel.load)
+    try loop.run()
+    world.finalize()
+    exit(0)
+} catch {
+    logger.critical("\(error)")
+    world.abort(code: 70)
+}
