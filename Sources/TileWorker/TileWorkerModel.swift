@@ -1,14 +1,9 @@
 import Foundation
 import Shared
 
-/// Loads the model the coordinator names at setup.
+/// Loads the model the coordinator names at setup; the weights are mapped, not copied.
 enum TileWorkerModel {
     static func load(_ setup: WorkerSetup) throws -> TileComputer {
-        throw ModelLoadError("model loading is not implemented yet (\(setup.modelDirectory))")
+        ModelTileComputer(model: try PrithviSegmentationModel(directory: setup.modelDirectory))
     }
-}
-
-struct ModelLoadError: Error, CustomStringConvertible {
-    let description: String
-    init(_ description: String) { self.description = description }
 }

@@ -1,0 +1,20 @@
+/// Padding of planar images.
+public enum Padding {
+    /// Reflect-pads one h×w plane into outH×outW with the image at (top, left), mirroring without
+    /// repeating the edge pixel (PyTorch/NumPy "reflect"). Pads must be smaller than the image.
+    public static func reflect(_ src: UnsafePointer<Float>, height h: Int, width w: Int, top: Int, left: Int,
+                               into dst: UnsafeMutablePointer<Float>, outHeight: Int, outWidth: Int) {
+        func mirror(_ i: Int, _ n: Int) -> Int {
+            guard n > 1 else { return 0 }
+            let period = 2 * (n - 1)
+            var k = i % period
+            if k < 0 { k += period }
+            return k < n ? k : period - k
+        }
+        for row in 0..<outHeight {
+            let sourceRow = src + mirror(row - top, h) * w
+            let out = dst + row * outWidth
+            for col in 0..<outWidth { out[col] = sourceRow[mirror(col - left, w)] }
+        }
+    }
+}
