@@ -20,10 +20,12 @@ let package = Package(
         .systemLibrary(name: "CGDAL", pkgConfig: "gdal", providers: [.apt(["libgdal-dev", "gdal-bin"])]),
         .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
         .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
+        // Vectorised elementwise kernels (exp, erf, GELU, softmax, LayerNorm) with an AVX2+FMA clone.
+        .target(name: "CKernels"),
         .target(
             name: "Shared",
             dependencies: [
-                "CMPICH", "CGDAL", "COpenBLAS", "CCurl",
+                "CMPICH", "CGDAL", "COpenBLAS", "CCurl", "CKernels",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Yams", package: "Yams"),
             ]

@@ -49,7 +49,7 @@ final class PrithviEncoder {
     /// `location`/`temporal`: two values per image, or nil.
     func forward(
         _ pixels: UnsafePointer<Float>, images: Int, height: Int, width: Int,
-        location: [Float]?, temporal: [Float]?, keep: [Int], scratch: Scratch, trace: ForwardTrace?
+        location: [Float]?, temporal: [Float]?, keep: [Int], scratch: Scratch, profile: ForwardProfile? = nil, trace: ForwardTrace?
     ) -> (outputs: [Int: UnsafeMutablePointer<Float>], tokens: Int) {
         let c = config, e = c.embedDim, p = c.patchSize
         let gh = height / p, gw = width / p, patches = gh * gw, tokens = patches + 1
@@ -86,7 +86,7 @@ final class PrithviEncoder {
         var outputs: [Int: UnsafeMutablePointer<Float>] = [:]
         let count = images * tokens * e
         for (index, block) in blocks.enumerated() {
-            block.apply(x, images: images, tokens: tokens, scratch: scratch)
+            block.apply(x, images: images, tokens: tokens, scratch: scratch, profile: profile)
             let last = index == blocks.count - 1
             if keep.contains(index) || (trace != nil) {
                 let kept = scratch.buffer("encoder.kept.\(index)", count)

@@ -88,10 +88,8 @@ public final class PrithviSegmentationModel {
 
         let gh = paddedHeight / c.patchSize, gw = paddedWidth / c.patchSize
         let keep = config.neckIndices
-        let (outputs, tokens) = profile.measure("encoder") {
-            encoder.forward(input, images: images, height: paddedHeight, width: paddedWidth, location: location, temporal: temporal,
-                            keep: keep, scratch: scratch, trace: trace)
-        }
+        let (outputs, tokens) = encoder.forward(input, images: images, height: paddedHeight, width: paddedWidth, location: location,
+                                                temporal: temporal, keep: keep, scratch: scratch, profile: profile, trace: trace)
         let e = c.embedDim
         let classes = config.numClasses
         let sizes = decoder.levelSizes(gridHeight: gh, gridWidth: gw)

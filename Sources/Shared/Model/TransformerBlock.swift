@@ -22,24 +22,29 @@ struct TransformerBlock {
     }
 
     /// Runs the block in place on `x`: `images` sequences of `tokens` rows of width E.
-    func apply(_ x: UnsafeMutablePointer<Float>, images: Int, tokens: Int, scratch: Scratch) {
+    func apply(_ x: UnsafeMutablePointer<Float>, images: Int, tokens: Int, scratch: Scratch, profile: ForwardProfile? = nil) {
         let e = proj.outFeatures, rows = images * tokens
         let normed = scratch.buffer("block.normed", rows * e)
         let qkvOut = scratch.buffer("block.qkv", rows * 3 * e)
         let attended = scratch.buffer("block.attended", rows * e)
         let hidden = scratch.buffer("block.hidden", rows * fc1.outFeatures)
 
-        VectorMath.layerNorm(x, rows: rows, dim: e, weight: norm1Weight, bias: norm1Bias, eps: eps, into: normed)
-        qkv.apply(normed, rows: rows, into: qkvOut)
-        for image in 0..<images {
-            Attention.multiHead(qkvOut + image * tokens * 3 * e, tokens: tokens, embedDim: e, heads: heads,
-                                into: attended + image * tokens * e, scratch: scratch)
+        profile.measure("encoder.layernorm") {
+            VectorMath.layerNorm(x, rows: rows, dim: e, weight: norm1Weight, bias: norm1Bias, eps: eps, into: normed)
         }
-        proj.apply(attended, rows: rows, into: x, accumulate: true)
-
-        VectorMath.layerNorm(x, rows: rows, dim: e, weight: norm2Weight, bias: norm2Bias, eps: eps, into: normed)
-        fc1.apply(normed, rows: rows, into: hidden)
-        VectorMath.gelu(hidden, count: rows * fc1.outFeatures)
-        fc2.apply(hidden, rows: rows, into: x, accumulate: true)
+        profile.measure("encoder.qkv") { qkv.apply(normed, rows: rows, into: qkvOut) }
+        profile.measure("encoder.attention") {
+            for image in 0..<images {
+                Attention.multiHead(qkvOut + image * tokens * 3 * e, tokens: tokens, embedDim: e, heads: heads,
+                                    into: attended + image * tokens * e, scratch: scratch)
+            }
+        }
+        profile.measure("encoder.proj") { proj.apply(attended, rows: rows, into: x, accumulate: true) }
+        profile.measure("encoder.layernorm") {
+            VectorMath.layerNorm(x, rows: rows, dim: e, weight: norm2Weight, bias: norm2Bias, eps: eps, into: normed)
+        }
+        profile.measure("encoder.fc1") { fc1.apply(normed, rows: rows, into: hidden) }
+        profile.measure("encoder.gelu") { VectorMath.gelu(hidden, count: rows * fc1.outFeatures) }
+        profile.measure("encoder.fc2") { fc2.apply(hidden, rows: rows, into: x, accumulate: true) }
     }
 }

@@ -1,0 +1,18 @@
+#ifndef PRITHVI_CKERNELS_H
+#define PRITHVI_CKERNELS_H
+// Elementwise float32 kernels with transcendental functions, in C so that clang vectorises them
+// and builds an AVX2+FMA variant beside the baseline one, picked at load time (target_clones):
+// one portable binary, full speed on x86-64-v3 machines.
+
+/// y = e^x (Cephes expf, relative error ≤ 2e-7).
+void ck_exp(const float *x, float *y, long n);
+/// y = erf(x), Abramowitz–Stegun 7.1.26 as PyTorch's vectorised CPU kernel (|error| ≤ 1.5e-7).
+void ck_erf(const float *x, float *y, long n);
+/// x = x·Φ(x) = 0.5·x·(1 + erf(x/√2)) in place (exact GELU).
+void ck_gelu(float *x, long n);
+/// Softmax of scale·x along each of `rows` rows of `cols` values, `stride` apart, in place.
+void ck_softmax_rows(float *x, long rows, long cols, long stride, float scale);
+/// y = (x − mean)/√(var + eps)·w + b over rows of `dim` values (biased variance); y may be x.
+void ck_layernorm(const float *x, long rows, long dim, const float *w, const float *b, float eps, float *y);
+
+#endif
