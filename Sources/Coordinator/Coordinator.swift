@@ -18,7 +18,7 @@ struct Coordinator: AsyncParsableCommand {
         MODEL is a directory with config.json (vLLM/TerraTorch form) or config.yaml plus
         *.safetensors or a Lightning *.pt checkpoint, or a Hugging Face id (org/name).
         """,
-        subcommands: [SegmentCommand.self, ServeCommand.self, BenchCommand.self, WorldCommand.self]
+        subcommands: [SegmentCommand.self, ServeCommand.self, BenchCommand.self, WorldCommand.self, CreateModelCommand.self, CreateSceneCommand.self]
     )
 }
 
@@ -35,5 +35,5 @@ enum ExitStatus {
 /// Logs `error` as one clear line and exits with `status`.
 func fail(_ logger: Logger, _ error: Any, status: Int32) -> Never {
     logger.error("\(error)")
-    exit(status)
+    Foundation.exit(status)
 }

@@ -14,6 +14,9 @@ struct SegmentCommand: ParsableCommand {
 
           mpirun -np 1 coordinator segment MODEL scene.tif mask.tif : -np 2 tileworker
           coordinator segment MODEL scene.tif mask.tif        # in-process
+
+        Exit status: 0 done, 64 usage, 65 bad input (raster, bands, model), 66 input missing,
+        70 a tile or worker failed, 73 output cannot be created.
         """
     )
 
@@ -35,29 +38,168 @@ struct SegmentCommand: ParsableCommand {
     @Option(help: "Distance between tile origins in model pixels; equal to --tile for no overlap.")
     var stride: Int = 192
 
-    @Option(help: "Source pixels per model pixel (default: the model's training scale from its config).")
+    @Option(help: "Source pixels per model pixel (default: the model's training scale, 512/448 for Sen1Floods11).")
     var scale: Double?
 
-    @Option(help: "What to write: mask (uint8, water 255), logits or probabilities (float32, one band per class).")
+    @Option(name: .customLong("output"), help: "What to write: mask (uint8, water 255), logits or probabilities (float32, one band per class).")
     var outputKind: String = "mask"
 
     @Option(name: .customLong("creation-option"), help: "GDAL creation option KEY=VALUE for OUT (repeatable).")
     var creationOptions: [String] = []
 
-    @Option(help: "Tiling: default (overlapping, blended, training scale) or vllm (the terratorch_segmentation plugin's own pipeline).")
-    var tiling: String = "default"
-
-    @Option(help: "BLAS threads per worker (default: all cores of the worker's share).")
+    @Option(help: "BLAS threads per worker (default: the worker host's cores shared among its workers).")
     var threads: Int?
-
-    @Flag(help: "Continue an interrupted run from its journal beside OUT.")
-    var resume = false
 
     @Flag(help: "No progress line.")
     var quiet = false
 
+    func validate() throws {
+        guard OutputKind(rawValue: outputKind) != nil else {
+            throw ValidationError("--output must be mask, logits or probabilities, not \(outputKind)")
+        }
+        _ = try parsedIndices()
+        guard tile >= 32, tile % 32 == 0 else { throw ValidationError("--tile must be a positive multiple of 32") }
+        guard stride >= 1, stride <= tile else { throw ValidationError("--stride must be between 1 and --tile") }
+        if let scale { guard scale > 0, scale.isFinite else { throw ValidationError("--scale must be positive") } }
+        if let threads { guard threads >= 1 else { throw ValidationError("--threads must be at least 1") } }
+        for option in creationOptions where !option.contains("=") {
+            throw ValidationError("--creation-option \(option) is not KEY=VALUE")
+        }
+    }
+
+    func parsedIndices() throws -> [Int] {
+        let parts = indices.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+        let values = parts.compactMap { Int($0) }
+        guard !parts.isEmpty, values.count == parts.count, values.allSatisfy({ $0 >= 0 }) else {
+            throw ValidationError("--indices must be comma-separated band indices ≥ 0, e.g. 0,1,2,3,4,5")
+        }
+        return values
+    }
+
     func run() throws {
         ConsoleLogHandler.bootstrap(label: "coordinator")
-        fail(Logger(label: "coordinator"), "segment is not implemented yet", status: ExitStatus.internalError)
+        let logger = Logger(label: "coordinator")
+        var options = SegmentOptions()
+        options.bands = try parsedIndices()
+        options.tileSize = tile
+        options.stride = stride
+        options.scale = scale
+        options.output = OutputKind(rawValue: outputKind)!
+        options.creationOptions = creationOptions
+
+        let session = try MPISession(logger: logger, handshakeTimeout: 120)
+        func stop(_ message: Any, status: Int32) -> Never {
+            logger.error("\(message)")
+            session.finish(reason: "segment failed")
+            Foundation.exit(status)
+        }
+
+        // Model: the coordinator reads the config; the weights are mapped by whoever computes.
+        let modelDirectory: String
+        let config: ModelConfig
+        do {
+            modelDirectory = try ModelLocator.resolve(model)
+            config = try ModelConfig.load(directory: modelDirectory)
+        } catch {
+            stop(error, status: ExitStatus.badInput)
+        }
+        guard options.bands.count == config.encoder.inChannels else {
+            stop("--indices selects \(options.bands.count) bands; the model takes \(config.encoder.inChannels) (\(config.bands.joined(separator: ", ")))",
+                 status: ExitStatus.usage)
+        }
+        guard FileManager.default.fileExists(atPath: input) else { stop("\(input): no such file", status: ExitStatus.noInput) }
+
+        let job: SegmentationJob
+        do {
+            job = try SegmentationJob(id: 1, input: input, output: output, config: config, options: options)
+        } catch let error as OutputError {
+            stop(error, status: ExitStatus.cannotCreateOutput)
+        } catch {
+            stop(error, status: ExitStatus.badInput)
+        }
+        if !job.isGeoreferenced {
+            logger.warning("\(input) has no CRS or geotransform: the output will have none either")
+        }
+        let plan = job.plan
+        logger.info("\(input): \(plan.sceneWidth)×\(plan.sceneHeight), bands \(options.bands), reflectance ÷\(Int(job.reader.reflectanceDivisor)); \(plan.count) tiles of \(plan.tileSize) px covering \(plan.window) source px (scale \(String(format: "%.4g", plan.scale)), stride \(plan.stride))")
+
+        let executor: TileExecutor
+        do {
+            if session.workers.isEmpty {
+                if let threads { BLAS.threads = threads }
+                let loaded = try PrithviSegmentationModel(directory: modelDirectory)
+                logger.info("model: \(loaded.summary), in-process with \(BLAS.threads) BLAS thread(s)")
+                executor = InProcessExecutor(computer: ModelTileComputer(model: loaded))
+            } else {
+                let mpi = MPIExecutor(world: session.world, workers: session.workers, logger: logger)
+                let ready = try mpi.setup(modelDirectory: modelDirectory, blasThreads: threads ?? 0)
+                let perHost = Dictionary(grouping: session.workers, by: \.host)
+                for worker in session.workers {
+                    logger.info("\(mpi.describe(worker: worker.rank)): model loaded in \(String(format: "%.2f", ready[worker.rank]!.loadSeconds)) s")
+                }
+                if threads == nil, perHost.values.contains(where: { $0.count > 1 }) {
+                    logger.info("tip: several workers share a host; --threads N sets BLAS threads per worker")
+                }
+                executor = mpi
+            }
+        } catch {
+            job.abort()
+            stop(error, status: ExitStatus.badInput)
+        }
+
+        let reporter = ProgressReporter(quiet: quiet)
+        do {
+            let final = try runSegmentation(job, on: executor) { reporter.update($0) }
+            try job.finish()
+            reporter.done()
+            let rate = final.seconds > 0 ? Double(final.tilesComputed) / final.seconds : 0
+            logger.info("wrote \(output): \(final.tilesTotal) tiles (\(job.tilesComputed) computed, \(job.tilesSkipped) all-nodata skipped) in \(String(format: "%.1f", final.seconds)) s, \(String(format: "%.2f", rate)) tiles/s")
+            for (worker, count) in final.perWorker.sorted(by: { $0.key < $1.key }) {
+                logger.info("  \(executor.describe(worker: worker)): \(count) tiles, \(String(format: "%.2f", Double(count) / max(final.seconds, 1e-9))) tiles/s")
+            }
+        } catch let error as OutputError {
+            reporter.done()
+            job.abort()
+            stop(error, status: ExitStatus.cannotCreateOutput)
+        } catch {
+            reporter.done()
+            job.abort()
+            stop(error, status: ExitStatus.internalError)
+        }
+        session.finish(reason: "segment done")
+    }
+}
+
+/// The progress line on stderr: rewritten in place on a terminal, a line every few seconds otherwise.
+final class ProgressReporter {
+    private let quiet: Bool
+    private let terminal = isatty(STDERR_FILENO) != 0
+    private var lastPrint = 0.0
+    private var printed = false
+
+    init(quiet: Bool) { self.quiet = quiet }
+
+    func update(_ p: SegmentProgress) {
+        guard !quiet else { return }
+        let now = monotonicSeconds()
+        guard now - lastPrint >= (terminal ? 0.2 : 5) || p.tilesDone == p.tilesTotal else { return }
+        lastPrint = now
+        let rate = p.seconds > 0 ? Double(p.tilesComputed) / p.seconds : 0
+        let remaining = p.tilesTotal - p.tilesDone
+        let eta = rate > 0 ? Double(remaining) / rate : 0
+        let line = String(format: "tiles %d/%d (%d %%)  %.2f tiles/s  ETA %@", p.tilesDone, p.tilesTotal,
+                          p.tilesTotal > 0 ? 100 * p.tilesDone / p.tilesTotal : 100, rate, Self.duration(eta))
+        FileHandle.standardError.write(Data((terminal ? "\r\u{1B}[K" + line : line + "\n").utf8))
+        printed = true
+    }
+
+    func done() {
+        if printed && terminal { FileHandle.standardError.write(Data("\n".utf8)) }
+        printed = false
+    }
+
+    static func duration(_ seconds: Double) -> String {
+        let s = Int(seconds.rounded())
+        return s >= 3600 ? "\(s / 3600)h\(String(format: "%02d", s % 3600 / 60))m" : s >= 60 ? "\(s / 60)m\(String(format: "%02d", s % 60))s" : "\(s)s"
     }
 }

@@ -1,7 +1,7 @@
 import Foundation
 
 /// Deterministic pseudo-random numbers for tests (SplitMix64).
-public struct SeededRandom {
+public struct SeededRandom: RandomNumberGenerator {
     private var state: UInt64
     public init(seed: UInt64) { state = seed }
 

@@ -1,0 +1,54 @@
+import ArgumentParser
+import Foundation
+import Logging
+import Shared
+
+struct CreateSceneCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "create-scene",
+        abstract: "Write a synthetic Sentinel-2-like GeoTIFF (river, nodata corner) for demos and tests.",
+        discussion: """
+        Int16 reflectance (DN) in UTM 30N, nodata 0, written in strips (any size fits in memory).
+
+          coordinator create-scene demo/scene.tif --width 1000 --height 700
+        """
+    )
+
+    @Argument(help: "GeoTIFF to write.")
+    var path: String
+
+    @Option(help: "Width in pixels.")
+    var width: Int = 1000
+
+    @Option(help: "Height in pixels.")
+    var height: Int = 700
+
+    @Option(help: "6 (model bands) or 13 (a full L1C stack; the model bands are 1,2,3,8,11,12).")
+    var bands: Int = 6
+
+    @Option(help: "Fraction of the width cut off as a nodata corner.")
+    var nodataCorner: Double = 0.25
+
+    @Flag(help: "Write no CRS or geotransform.")
+    var noGeoreference = false
+
+    @Option(name: .customLong("creation-option"), help: "GDAL creation option KEY=VALUE (repeatable; replaces the defaults).")
+    var creationOptions: [String] = []
+
+    func run() throws {
+        ConsoleLogHandler.bootstrap(label: "create-scene")
+        var spec = SceneFactory.Spec()
+        spec.width = width
+        spec.height = height
+        spec.bands = bands
+        spec.nodataCorner = nodataCorner
+        spec.georeferenced = !noGeoreference
+        if !creationOptions.isEmpty { spec.creationOptions = creationOptions }
+        do {
+            try SceneFactory.create(spec, at: path)
+            print("wrote \(path): \(width)×\(height), \(bands) Int16 bands")
+        } catch {
+            fail(Logger(label: "create-scene"), error, status: ExitStatus.cannotCreateOutput)
+        }
+    }
+}

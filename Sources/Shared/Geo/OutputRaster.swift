@@ -1,0 +1,97 @@
+import Foundation
+
+/// The output cannot be created or written (directory missing or read-only, disk full).
+public struct OutputError: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}
+
+/// The output GeoTIFF, written under a temporary name beside its final path and renamed into
+/// place only when complete: a reader never sees a half-written file at the final path.
+public final class OutputRaster {
+    public let finalPath: String
+    public let temporaryPath: String
+    private var dataset: RasterDataset?
+    public let bands: Int
+    public let width: Int
+
+    /// Default GeoTIFF creation options; user options with the same key replace them.
+    public static let defaultOptions = ["COMPRESS=LZW", "TILED=YES", "BLOCKXSIZE=256", "BLOCKYSIZE=256", "BIGTIFF=IF_SAFER"]
+
+    public init(
+        path: String, width: Int, height: Int, bands: Int, type: RasterDataType,
+        geoTransform: GeoTransform?, projectionWKT: String?, nodata: Double, creationOptions: [String] = []
+    ) throws {
+        let url = URL(fileURLWithPath: path)
+        let directory = url.deletingLastPathComponent().path
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory), isDirectory.boolValue else {
+            throw OutputError("\(path): the output directory \(directory) does not exist")
+        }
+        guard access(directory, W_OK) == 0 else { throw OutputError("\(path): the output directory \(directory) is not writable") }
+        finalPath = path
+        temporaryPath = directory + "/." + url.lastPathComponent + ".partial-\(getpid()).tif"
+        self.bands = bands
+        self.width = width
+        let userKeys = Set(creationOptions.map { $0.split(separator: "=", maxSplits: 1).first.map(String.init)?.uppercased() ?? "" })
+        let options = Self.defaultOptions.filter { !userKeys.contains(String($0.split(separator: "=")[0])) } + creationOptions
+        let created: RasterDataset
+        do {
+            created = try RasterDataset.create(temporaryPath, width: width, height: height, bands: bands, type: type, options: options)
+        } catch {
+            throw OutputError("\(path): \(error)")
+        }
+        dataset = created
+        do {
+            if let geoTransform { try created.setGeoTransform(geoTransform) }
+            if let projectionWKT { try created.setProjection(wkt: projectionWKT) }
+            for band in 0..<bands { try created.setNoDataValue(nodata, band: band) }
+        } catch {
+            discard()
+            throw error
+        }
+    }
+
+    /// Writes `rows` rows from `firstRow`: planar floats [bands × rows × width] or mask bytes.
+    public func write(firstRow: Int, rows: Int, floats: [Float]?, bytes: [UInt8]?) throws {
+        guard let dataset else { throw GDALError("\(finalPath): output already closed") }
+        let window = PixelWindow(x: 0, y: firstRow, width: width, height: rows)
+        if let bytes {
+            try bytes.withUnsafeBufferPointer { try dataset.write(band: 0, window: window, bytes: $0) }
+        }
+        if let floats {
+            let plane = rows * width
+            try floats.withUnsafeBufferPointer { all in
+                for band in 0..<bands {
+                    try dataset.write(band: band, window: window, values: UnsafeBufferPointer(rebasing: all[(band * plane)..<((band + 1) * plane)]))
+                }
+            }
+        }
+    }
+
+    /// Flushes, closes and renames the file into place.
+    public func commit() throws {
+        guard let dataset else { throw GDALError("\(finalPath): output already closed") }
+        self.dataset = nil
+        do {
+            try dataset.close()
+        } catch {
+            unlink(temporaryPath)
+            throw error
+        }
+        guard rename(temporaryPath, finalPath) == 0 else {
+            let reason = String(cString: strerror(errno))
+            unlink(temporaryPath)
+            throw GDALError("\(finalPath): cannot move the finished output into place: \(reason)")
+        }
+    }
+
+    /// Abandons the output: nothing appears at the final path.
+    public func discard() {
+        if let dataset { try? dataset.close() }
+        dataset = nil
+        unlink(temporaryPath)
+    }
+
+    deinit { if dataset != nil { discard() } }
+}

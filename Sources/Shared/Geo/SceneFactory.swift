@@ -1,0 +1,87 @@
+import Foundation
+
+/// Synthetic Sentinel-2-like scenes for demos, tests and benchmarks: Int16 reflectance (DN, as
+/// L2A products store it) over a textured land surface, a meandering river, and a swath edge of
+/// nodata (0) in one corner, in UTM zone 30N near Valencia. Written in row strips, so any size
+/// fits in little memory.
+public enum SceneFactory {
+    public struct Spec: Sendable {
+        public var width = 1000
+        public var height = 700
+        /// 6 (the model's bands: B02, B03, B04, B8A, B11, B12) or 13 (a full L1C band stack).
+        public var bands = 6
+        public var riverWidth = 60.0
+        /// Fraction of the width cut off diagonally as nodata at the top-left corner (0 = none).
+        public var nodataCorner = 0.25
+        public var georeferenced = true
+        public var seed: UInt64 = 1
+        public var creationOptions = ["COMPRESS=DEFLATE", "TILED=YES", "BLOCKXSIZE=256", "BLOCKYSIZE=256"]
+        public init() {}
+    }
+
+    /// Typical DN values of the six model bands for land and water.
+    static let land: [Float] = [900, 1100, 1000, 3000, 2300, 1500]
+    static let water: [Float] = [800, 700, 450, 250, 120, 90]
+
+    /// Indices of the six model bands in a 13-band L1C stack (B01…B12 with B8A): 1,2,3,8,11,12.
+    public static let modelBandsIn13 = [1, 2, 3, 8, 11, 12]
+
+    /// Distance in pixels from (x, y) to the river's centre line (a sine meander, left to right).
+    static func riverDistance(x: Double, y: Double, spec: Spec) -> Double {
+        let centre = Double(spec.height) * (0.5 + 0.18 * sin(x / Double(max(spec.width, 1)) * 2 * .pi * 1.3))
+        return abs(y - centre)
+    }
+
+    public static func create(_ spec: Spec, at path: String) throws {
+        guard spec.bands == 6 || spec.bands == 13 else { throw SceneError("synthetic scenes have 6 or 13 bands") }
+        let raster = try RasterDataset.create(path, width: spec.width, height: spec.height, bands: spec.bands, type: .int16,
+                                              options: spec.creationOptions + ["BIGTIFF=IF_SAFER"])
+        if spec.georeferenced {
+            try raster.setGeoTransform(GeoTransform([710_000, 10, 0, 4_380_000, 0, -10]))
+            try raster.setProjection(wkt: try wktForEPSG(32630))
+        }
+        for band in 0..<spec.bands { try raster.setNoDataValue(0, band: band) }
+        let stripRows = 256
+        var row = 0
+        while row < spec.height {
+            let rows = min(stripRows, spec.height - row)
+            var strips = [[Float]](repeating: [Float](repeating: 0, count: rows * spec.width), count: spec.bands)
+            for r in 0..<rows {
+                let y = row + r
+                for x in 0..<spec.width {
+                    let p = r * spec.width + x
+                    // Swath edge: a diagonal corner without data.
+                    if Double(x) + Double(y) < spec.nodataCorner * Double(spec.width) { continue }
+                    let distance = riverDistance(x: Double(x), y: Double(y), spec: spec)
+                    // Soft banks over ~4 px; texture from a cheap hash so neighbouring pixels differ.
+                    let wet = Float(min(1, max(0, (spec.riverWidth / 2 - distance) / 4 + 0.5)))
+                    let texture = Float(hash(UInt64(y) &* 0x1F123BB5 ^ UInt64(x) &* 0x5F356495 ^ spec.seed) % 1000) / 1000 - 0.5
+                    let field = Float(sin(Double(x) / 37) * cos(Double(y) / 53))
+                    for (b, band) in modelBandIndices(spec.bands).enumerated() {
+                        let value = wet * water[b] + (1 - wet) * (land[b] * (1 + 0.12 * field)) + texture * 60
+                        strips[band][p] = max(1, value.rounded())
+                    }
+                    if spec.bands == 13 {
+                        for band in 0..<13 where !modelBandsIn13.contains(band) { strips[band][p] = 1000 + texture * 50 }
+                    }
+                }
+            }
+            for band in 0..<spec.bands {
+                try strips[band].withUnsafeBufferPointer {
+                    try raster.write(band: band, window: PixelWindow(x: 0, y: row, width: spec.width, height: rows), values: $0)
+                }
+            }
+            row += rows
+        }
+        try raster.close()
+    }
+
+    static func modelBandIndices(_ bands: Int) -> [Int] { bands == 13 ? modelBandsIn13 : Array(0..<6) }
+
+    static func hash(_ value: UInt64) -> UInt64 {
+        var z = value &+ 0x9E37_79B9_7F4A_7C15
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}

@@ -1,0 +1,169 @@
+import Foundation
+
+/// What `segment` writes per pixel.
+public enum OutputKind: String, Sendable, CaseIterable {
+    /// uint8: water (class 1 of two) 255, other classes 0, nodata 0.
+    case mask
+    /// float32, one band per class: the blended logits; nodata NaN.
+    case logits
+    /// float32, one band per class: softmax of the blended logits; nodata NaN.
+    case probabilities
+}
+
+/// Blends overlapping tiles' logits into finished row strips.
+///
+/// Each tile's logits (on its source window) are weighted by a separable Hann window
+/// sin²(π(i+½)/n), strictly positive, and Σw·logits and Σw are accumulated for the rows still
+/// open. Tiles are added strictly in plan order (later ones wait in a small reorder buffer), so
+/// the floating-point sums — hence the output — do not depend on how many workers there are or
+/// in which order tiles finish. A strip is emitted as soon as the last tile of a grid row is in.
+public final class Stitcher {
+    public let plan: TilePlan
+    public let classes: Int
+    public let kind: OutputKind
+    /// Receives finished rows: (first row, row count, planar values [bands × rows × width]) for
+    /// float outputs, or bytes [rows × width] for masks.
+    public typealias StripSink = (_ firstRow: Int, _ rows: Int, _ floats: [Float]?, _ bytes: [UInt8]?) throws -> Void
+    private let sink: StripSink
+
+    private let weights: [Float]
+    private let width: Int
+    private let capacityRows: Int
+    /// Scene row of accumulator row 0; rows above it are written.
+    private var baseRow = 0
+    private var sums: [Float]
+    private var weightSums: [Float]
+    /// 0 where any tile saw nodata.
+    private var valid: [UInt8]
+    private var pending: [Int: (logits: [Float]?, valid: [UInt8]?)] = [:]
+    public private(set) var nextTile = 0
+
+    public init(plan: TilePlan, classes: Int, kind: OutputKind, sink: @escaping StripSink) {
+        self.plan = plan
+        self.classes = classes
+        self.kind = kind
+        self.sink = sink
+        let n = plan.window
+        weights = (0..<n).map { i in
+            let s = sin(Double.pi * (Double(i) + 0.5) / Double(n))
+            return Float(s * s)
+        }
+        width = plan.sceneWidth
+        // While grid row k is blended, open rows lie in [origin(k), origin(k) + window).
+        capacityRows = min(plan.sceneHeight, n)
+        sums = [Float](repeating: 0, count: classes * capacityRows * width)
+        weightSums = [Float](repeating: 0, count: capacityRows * width)
+        valid = [UInt8](repeating: 1, count: capacityRows * width)
+    }
+
+    /// Rows written so far.
+    public var rowsWritten: Int { baseRow }
+    /// Tiles waiting in the reorder buffer.
+    public var waiting: Int { pending.count }
+
+    /// Hands in tile `index`: its logits resampled to the source window (classes × window ×
+    /// window, planar) and its validity mask (source window size), or nil for a tile that was
+    /// skipped (all nodata). Strips complete by it (and by tiles it unblocks) are emitted.
+    public func add(tile index: Int, logits: [Float]?, valid tileValid: [UInt8]?) throws {
+        guard index >= nextTile, pending[index] == nil, index < plan.count else {
+            throw PlanError("tile \(index) handed to the stitcher twice")
+        }
+        pending[index] = (logits, tileValid)
+        while let next = pending.removeValue(forKey: nextTile) {
+            let tile = plan.tile(nextTile)
+            if let logits = next.logits { accumulate(tile, logits: logits, tileValid: next.valid) } else { markInvalid(tile) }
+            nextTile += 1
+            let lastOfRow = tile.gridColumn == plan.columns - 1
+            if lastOfRow { try emit(upTo: plan.rowsFinal(afterGridRow: tile.gridRow)) }
+        }
+    }
+
+    private func accumulate(_ tile: TilePlan.Tile, logits: [Float], tileValid: [UInt8]?) {
+        let n = plan.window, s = tile.source
+        precondition(s.y >= baseRow && s.y + s.height - baseRow <= capacityRows, "stitcher window overflow")
+        logits.withUnsafeBufferPointer { l in
+            for row in 0..<s.height {
+                let wy = weights[row]
+                let accRow = (s.y + row - baseRow) * width + s.x
+                for col in 0..<s.width {
+                    let w = wy * weights[col]
+                    weightSums[accRow + col] += w
+                    if let tileValid, tileValid[row * s.width + col] == 0 { valid[accRow + col] = 0 }
+                }
+                for k in 0..<classes {
+                    let src = l.baseAddress! + (k * n + row) * n
+                    let dst = k * capacityRows * width + accRow
+                    for col in 0..<s.width { sums[dst + col] += wy * weights[col] * src[col] }
+                }
+            }
+        }
+    }
+
+    /// An all-nodata tile contributes nothing; its pixels are nodata.
+    private func markInvalid(_ tile: TilePlan.Tile) {
+        let s = tile.source
+        for row in 0..<s.height {
+            let accRow = (s.y + row - baseRow) * width + s.x
+            for col in 0..<s.width { valid[accRow + col] = 0 }
+        }
+    }
+
+    /// Writes rows [baseRow, end) and slides the accumulators up.
+    private func emit(upTo end: Int) throws {
+        let count = end - baseRow
+        guard count > 0 else { return }
+        let pixels = count * width
+        switch kind {
+        case .mask:
+            var bytes = [UInt8](repeating: 0, count: pixels)
+            for p in 0..<pixels where valid[p] == 1 && weightSums[p] > 0 {
+                var best = 0
+                for k in 1..<max(classes, 1) where sums[k * capacityRows * width + p] > sums[best * capacityRows * width + p] { best = k }
+                bytes[p] = Self.maskValue(classIndex: best, classes: classes)
+            }
+            try sink(baseRow, count, nil, bytes)
+        case .logits, .probabilities:
+            var floats = [Float](repeating: .nan, count: classes * pixels)
+            for p in 0..<pixels where valid[p] == 1 && weightSums[p] > 0 {
+                let inverse = 1 / weightSums[p]
+                for k in 0..<classes { floats[k * pixels + p] = sums[k * capacityRows * width + p] * inverse }
+                if kind == .probabilities {
+                    var top = -Float.infinity
+                    for k in 0..<classes { top = max(top, floats[k * pixels + p]) }
+                    var total: Float = 0
+                    for k in 0..<classes { let e = Foundation.exp(floats[k * pixels + p] - top); floats[k * pixels + p] = e; total += e }
+                    for k in 0..<classes { floats[k * pixels + p] /= total }
+                }
+            }
+            try sink(baseRow, count, floats, nil)
+        }
+        // Slide the open rows to the top and clear the freed ones.
+        let keep = capacityRows - count
+        for k in 0..<classes {
+            let base = k * capacityRows * width
+            sums.withUnsafeMutableBufferPointer { b in
+                let p = b.baseAddress! + base
+                if keep > 0 { p.update(from: p + pixels, count: keep * width) }
+                (p + keep * width).update(repeating: 0, count: pixels)
+            }
+        }
+        weightSums.withUnsafeMutableBufferPointer { b in
+            if keep > 0 { b.baseAddress!.update(from: b.baseAddress! + pixels, count: keep * width) }
+            (b.baseAddress! + keep * width).update(repeating: 0, count: pixels)
+        }
+        valid.withUnsafeMutableBufferPointer { b in
+            if keep > 0 { b.baseAddress!.update(from: b.baseAddress! + pixels, count: keep * width) }
+            (b.baseAddress! + keep * width).update(repeating: 1, count: pixels)
+        }
+        baseRow = end
+    }
+
+    /// Mask value of a class: 255 for water (class 1) in two-class models, as the vLLM plugin
+    /// writes argmax·255; class index + 1 otherwise (0 stays nodata).
+    static func maskValue(classIndex: Int, classes: Int) -> UInt8 {
+        classes == 2 ? (classIndex == 1 ? 255 : 0) : UInt8(clamping: classIndex + 1)
+    }
+
+    /// True once every tile has been blended and every row written.
+    public var isComplete: Bool { nextTile == plan.count && baseRow == plan.sceneHeight }
+}

@@ -1,0 +1,71 @@
+import Foundation
+import Logging
+
+/// Tile workers on other MPI ranks. All MPI traffic of the coordinator goes through here, on one
+/// thread: sends are non-blocking (a busy worker never stalls the coordinator), and waiting is
+/// probing with short sleeps, never a blocking MPI call.
+public final class MPIExecutor: TileExecutor {
+    public let world: MPIWorld
+    public let workers: [WorkerInfo]
+    private var sends: [MPISendRequest] = []
+    private let logger: Logger
+
+    public init(world: MPIWorld, workers: [WorkerInfo], logger: Logger) {
+        self.world = world
+        self.workers = workers
+        self.logger = logger
+    }
+
+    public var workerRanks: [Int] { workers.map(\.rank) }
+
+    public func describe(worker: Int) -> String {
+        guard let info = workers.first(where: { $0.rank == worker }) else { return "rank \(worker)" }
+        return "rank \(info.rank) on \(info.host) (\(info.threads) BLAS threads)"
+    }
+
+    /// Sends the model to every worker and waits until all have loaded it; one error lists every
+    /// worker that could not.
+    public func setup(modelDirectory: String, blasThreads: Int, timeout: Double = 600) throws -> [Int: WorkerReady] {
+        for worker in workers {
+            try world.send(.setup(WorkerSetup(modelDirectory: modelDirectory, blasThreads: Int32(blasThreads))), to: worker.rank, timeout: 60)
+        }
+        var ready: [Int: WorkerReady] = [:]
+        let deadline = monotonicSeconds() + timeout
+        while ready.count < workers.count {
+            guard let (source, message) = try world.receiveMessage(timeout: max(0, deadline - monotonicSeconds())) else {
+                let missing = workers.filter { ready[$0.rank] == nil }.map { describe(worker: $0.rank) }
+                throw MPIError("no answer to model setup within \(Int(timeout)) s from \(missing.joined(separator: ", "))")
+            }
+            guard case .ready(let answer) = message else {
+                logger.warning("ignoring message with tag \(message.tag) from rank \(source) during setup")
+                continue
+            }
+            ready[source] = answer
+        }
+        let failures = ready.sorted { $0.key < $1.key }.compactMap { rank, answer in answer.error.map { "\(describe(worker: rank)): \($0)" } }
+        guard failures.isEmpty else { throw MPIError("workers could not load the model:\n  " + failures.joined(separator: "\n  ")) }
+        return ready
+    }
+
+    public func send(_ tile: TileRequest, to worker: Int) throws {
+        sends.append(try world.startSend(.tile(tile), to: worker))
+    }
+
+    public func poll(timeout: Double) throws -> [TileOutcome] {
+        var backoff = Backoff()
+        let deadline = monotonicSeconds() + timeout
+        while true {
+            sends = try sends.filter { try !$0.test() }
+            var outcomes: [TileOutcome] = []
+            while let (source, message) = try world.receiveMessageIfAvailable() {
+                switch message {
+                case .result(let result): outcomes.append(.result(result, worker: source))
+                case .failure(let failure): outcomes.append(.failure(failure, worker: source))
+                default: logger.warning("ignoring message with tag \(message.tag) from rank \(source)")
+                }
+            }
+            if !outcomes.isEmpty || monotonicSeconds() >= deadline { return outcomes }
+            backoff.wait()
+        }
+    }
+}

@@ -1,0 +1,55 @@
+"""PyTorch/TerraTorch reference for `coordinator bench`: the same architecture (Prithvi-EO-2.0-300M-TL
++ UperNet, Sen1Floods11 head) with random weights, timed on one 224×224 tile.
+
+    /path/to/venv/bin/python scripts/bench/pytorch_tile.py --threads 2 --tiles 5
+
+Needs `pip install terratorch` (torch). Prints per-pass times and a last line `median_tile_ms: X`,
+like `coordinator bench`, so the two can be run side by side.
+"""
+import argparse
+import statistics
+import time
+
+import torch
+from terratorch.models import EncoderDecoderFactory
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--tiles", type=int, default=5)
+    parser.add_argument("--batch", type=int, default=1)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    model = EncoderDecoderFactory().build_model(
+        task="segmentation",
+        backbone="prithvi_eo_v2_300_tl",
+        backbone_pretrained=False,
+        backbone_bands=["BLUE", "GREEN", "RED", "NIR_NARROW", "SWIR_1", "SWIR_2"],
+        necks=[{"name": "SelectIndices", "indices": [5, 11, 17, 23]}, {"name": "ReshapeTokensToImage"}],
+        decoder="UperNetDecoder",
+        decoder_channels=256,
+        decoder_scale_modules=True,
+        head_dropout=0.1,
+        num_classes=2,
+        rescale=True,
+    ).eval()
+    x = torch.randn(args.batch, 6, 224, 224)
+    location = torch.tensor([[12.49, 41.89]] * args.batch)
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
+          f"{sum(p.numel() for p in model.parameters())} parameters")
+    times = []
+    with torch.inference_mode():
+        model(x, location_coords=location)  # warm-up
+        for index in range(args.tiles):
+            start = time.perf_counter()
+            model(x, location_coords=location)
+            seconds = time.perf_counter() - start
+            times.append(seconds)
+            print(f"pass {index + 1}: {seconds * 1e3:.1f} ms")
+    print(f"median_tile_ms: {statistics.median(times) * 1e3 / args.batch:.1f}")
+
+
+if __name__ == "__main__":
+    main()
