@@ -3,7 +3,7 @@ SWIFT ?= $(shell command -v swift 2>/dev/null || echo /opt/swift/usr/bin/swift)
 RELEASE := .build/release
 WORKERS ?= 2
 
-.PHONY: deps build test demo clean
+.PHONY: deps build test demo bench clean
 
 deps:
 	@scripts/install-deps.sh
@@ -16,8 +16,13 @@ test: deps
 	$(SWIFT) build -c release --build-tests
 	$(SWIFT) test -c release --skip-build
 
+# A real segmentation under mpirun of a generated scene (scripts/demo.sh says which model).
 demo: build
-	mpirun -np 1 $(RELEASE)/coordinator world --ping-seconds 1 : -np $(WORKERS) $(RELEASE)/tileworker
+	WORKERS=$(WORKERS) scripts/demo.sh
 
 clean:
 	rm -rf .build demo
+
+# Speed and memory figures of BENCHMARKS.md (PYTHON=/path/to/python with terratorch for the references).
+bench: build
+	scripts/bench/run-benchmarks.sh all

@@ -50,6 +50,9 @@ struct SegmentCommand: ParsableCommand {
     @Option(help: "BLAS threads per worker (default: the worker host's cores shared among its workers).")
     var threads: Int?
 
+    @Option(help: "Tiles per forward pass: consecutive tiles in plan order are grouped (larger GEMMs, more worker memory). Results depend on it in the last bits.")
+    var batch: Int = 1
+
     @Flag(help: "No progress line.")
     var quiet = false
 
@@ -62,6 +65,7 @@ struct SegmentCommand: ParsableCommand {
         guard stride >= 1, stride <= tile else { throw ValidationError("--stride must be between 1 and --tile") }
         if let scale { guard scale > 0, scale.isFinite else { throw ValidationError("--scale must be positive") } }
         if let threads { guard threads >= 1 else { throw ValidationError("--threads must be at least 1") } }
+        guard batch >= 1, batch <= 16 else { throw ValidationError("--batch must be between 1 and 16") }
         for option in creationOptions where !option.contains("=") {
             throw ValidationError("--creation-option \(option) is not KEY=VALUE")
         }
@@ -103,6 +107,9 @@ struct SegmentCommand: ParsableCommand {
         } catch {
             stop(error, status: ExitStatus.badInput)
         }
+        if ModelDirectory.hasRandomWeights(modelDirectory) {
+            logger.warning("\(modelDirectory) holds random weights (made by create-model): its masks are meaningless")
+        }
         guard options.bands.count == config.encoder.inChannels else {
             stop("--indices selects \(options.bands.count) bands; the model takes \(config.encoder.inChannels) (\(config.bands.joined(separator: ", ")))",
                  status: ExitStatus.usage)
@@ -132,13 +139,9 @@ struct SegmentCommand: ParsableCommand {
                 executor = InProcessExecutor(computer: ModelTileComputer(model: loaded))
             } else {
                 let mpi = MPIExecutor(world: session.world, workers: session.workers, logger: logger)
-                let ready = try mpi.setup(modelDirectory: modelDirectory, blasThreads: threads ?? 0)
-                let perHost = Dictionary(grouping: session.workers, by: \.host)
-                for worker in session.workers {
+                let ready = try mpi.setup(modelDirectory: modelDirectory, blasThreads: threads)
+                for worker in mpi.workers {
                     logger.info("\(mpi.describe(worker: worker.rank)): model loaded in \(String(format: "%.2f", ready[worker.rank]!.loadSeconds)) s")
-                }
-                if threads == nil, perHost.values.contains(where: { $0.count > 1 }) {
-                    logger.info("tip: several workers share a host; --threads N sets BLAS threads per worker")
                 }
                 executor = mpi
             }
@@ -149,7 +152,7 @@ struct SegmentCommand: ParsableCommand {
 
         let reporter = ProgressReporter(quiet: quiet)
         do {
-            let final = try runSegmentation(job, on: executor) { reporter.update($0) }
+            let final = try runSegmentation(job, on: executor, batch: batch) { reporter.update($0) }
             try job.finish()
             reporter.done()
             let rate = final.seconds > 0 ? Double(final.tilesComputed) / final.seconds : 0

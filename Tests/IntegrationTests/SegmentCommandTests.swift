@@ -160,3 +160,76 @@ import TestSupport
         #expect(status == 0, "\(output)")
     }
 }
+
+/// No seams with the real model and real files.
+@Suite(.serialized) struct SeamIntegrationTests {
+    /// A scene made of one 224 tile repeated 3×3: tiled at stride 224 and scale 1, every pixel's
+    /// logits equal the single tile's.
+    @Test func repeatedTileGivesTheSingleTileLogitsEverywhere() throws {
+        let dir = TemporaryDirectory("periodic")
+        var spec = SceneFactory.Spec()
+        spec.width = 224; spec.height = 224; spec.nodataCorner = 0
+        try SceneFactory.create(spec, at: dir.file("tile.tif"))
+        let tile = try RasterDataset.open(dir.file("tile.tif"))
+        let values = try tile.read(bands: Array(0..<6), window: PixelWindow(x: 0, y: 0, width: 224, height: 224))
+        let big = try RasterDataset.create(dir.file("repeated.tif"), width: 672, height: 672, bands: 6, type: .int16)
+        try big.setGeoTransform(tile.geoTransform!)
+        try big.setProjection(wkt: tile.projectionWKT!)
+        for band in 0..<6 {
+            try values.withUnsafeBufferPointer { all in
+                let plane = UnsafeBufferPointer(rebasing: all[(band * 224 * 224)..<((band + 1) * 224 * 224)])
+                for ty in 0..<3 { for tx in 0..<3 { try big.write(band: band, window: PixelWindow(x: tx * 224, y: ty * 224, width: 224, height: 224), values: plane) } }
+            }
+        }
+        try big.close()
+        let model = SegmentCommandTests.setup.model
+        let (status, output) = try SegmentCommandTests.segment([model, dir.file("repeated.tif"), dir.file("stitched.tif"),
+                                                                "--stride", "224", "--scale", "1", "--output", "logits"])
+        #expect(status == 0, "\(output)")
+        let stitched = try SegmentCommandTests.pixels(dir.file("stitched.tif"))
+        // The single tile's logits, with the location encoding of the repeated scene's centre.
+        let repeated = try RasterDataset.open(dir.file("repeated.tif"))
+        let centre = try #require(try repeated.centreLonLat())
+        let loaded = try PrithviSegmentationModel(directory: model)
+        let pre = loaded.config.preprocessing
+        let normalised = values.enumerated().map { i, v in (v / 10000 - pre.means[i / (224 * 224)]) / pre.stds[i / (224 * 224)] }
+        var expected = [Float](repeating: 0, count: 2 * 224 * 224)
+        try loaded.forward(normalised, images: 1, height: 224, width: 224, location: [Float(centre.lon), Float(centre.lat)],
+                           into: &expected, scratch: Scratch())
+        var worst: Float = 0
+        for k in 0..<2 {
+            for y in 0..<672 {
+                for x in 0..<672 {
+                    worst = max(worst, abs(stitched[(k * 672 + y) * 672 + x] - expected[(k * 224 + y % 224) * 224 + x % 224]))
+                }
+            }
+        }
+        #expect(worst <= 1e-5 * max(1, expected.map(abs).max()!), "worst difference \(worst)")
+    }
+
+    /// At the default stride the blended logits change no faster at tile edges than elsewhere.
+    @Test func overlapsShowNoStepAtTileEdges() throws {
+        let dir = TemporaryDirectory("seams")
+        let out = dir.file("logits.tif")
+        let (status, output) = try SegmentCommandTests.segment([SegmentCommandTests.setup.model, SegmentCommandTests.setup.scene, out, "--output", "logits"])
+        #expect(status == 0, "\(output)")
+        let raster = try RasterDataset.open(out)
+        let w = raster.width, h = raster.height
+        let logits = try raster.read(bands: [1], window: PixelWindow(x: 0, y: 0, width: w, height: h))
+        let plan = try TilePlan(sceneWidth: w, sceneHeight: h, tileSize: 224, stride: 192, scale: 512.0 / 448.0)
+        // Mean absolute step between columns c-1 and c over the rows that hold data.
+        func step(_ c: Int) -> Float {
+            var sum: Float = 0, count: Float = 0
+            for y in (h / 2)..<h where !logits[y * w + c].isNaN && !logits[y * w + c - 1].isNaN {
+                sum += abs(logits[y * w + c] - logits[y * w + c - 1]); count += 1
+            }
+            return count > 0 ? sum / count : 0
+        }
+        let steps = (1..<w).map(step)
+        let typical = steps.sorted()[steps.count / 2]
+        let edges = Set(plan.columnOrigins.filter { $0 > 0 } + plan.columnOrigins.map { $0 + plan.window }.filter { $0 < w })
+        for edge in edges.sorted() {
+            #expect(steps[edge - 1] <= 3 * typical + 1e-4, "column \(edge): step \(steps[edge - 1]) vs typical \(typical)")
+        }
+    }
+}

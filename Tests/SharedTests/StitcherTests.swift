@@ -123,3 +123,22 @@ import TestSupport
         #expect(abs(p[2] - 0.66524096) < 1e-6)
     }
 }
+
+@Suite struct SeamTests {
+    /// Neighbouring tiles that disagree by a constant (as real tiles do near their edges) must
+    /// blend into a gentle ramp across the overlap, never a step at a tile edge.
+    @Test func disagreeingTilesBlendWithoutSteps() throws {
+        let plan = try TilePlan(sceneWidth: 800, sceneHeight: 224, tileSize: 224, stride: 192)
+        let canvas = StitcherTests.Canvas(width: 800, height: 224, bands: 1)
+        let stitcher = Stitcher(plan: plan, classes: 1, kind: .logits) { try canvas.sink($0, $1, $2, $3) }
+        for index in 0..<plan.count {
+            // Tile k predicts the constant k: a hard cut would step by 1 at each boundary.
+            try stitcher.add(tile: index, logits: [Float](repeating: Float(index), count: 224 * 224), valid: nil)
+        }
+        let row = 100
+        let jumps = (1..<800).map { abs(canvas.floats[row * 800 + $0] - canvas.floats[row * 800 + $0 - 1]) }
+        // Across a 32-pixel overlap the change of 1 is spread: no single step above a tenth of it.
+        #expect(jumps.max()! < 0.1, "largest step \(jumps.max()!)")
+        #expect(abs(canvas.floats[row * 800 + 100] - 0) < 1e-6 && abs(canvas.floats[row * 800 + 700] - Float(plan.count - 1)) < 1e-6)
+    }
+}

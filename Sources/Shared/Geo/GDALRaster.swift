@@ -19,6 +19,9 @@ enum GDALRuntime {
         GDALAllRegister()
         // Never leave .aux.xml side files next to users' rasters.
         CPLSetConfigOption("GDAL_PAM_ENABLED", "NO")
+        // GDAL's block cache defaults to 5 % of RAM and would grow with the scene; windows are read
+        // once in row order, so a small cache suffices. GDAL_CACHEMAX in the environment wins.
+        if getenv("GDAL_CACHEMAX") == nil { CPLSetConfigOption("GDAL_CACHEMAX", "64") }
         CPLSetErrorHandler(CPLQuietErrorHandler)
     }()
 }

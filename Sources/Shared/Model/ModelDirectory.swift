@@ -4,6 +4,14 @@ import Foundation
 public enum ModelDirectory {
     static let torchExtensions = ["pt", "pth", "ckpt", "bin"]
 
+    /// Whether the directory's weights were made by `ModelFactory` (safetensors metadata
+    /// `weights: random`): such a model runs, but its masks mean nothing.
+    public static func hasRandomWeights(_ directory: String) -> Bool {
+        guard let path = try? weightsFile(in: directory), path.hasSuffix(".safetensors"),
+              let reader = try? SafetensorsReader(path: path) else { return false }
+        return reader.metadata["weights"] == "random"
+    }
+
     /// The weights file: `model.safetensors`, else the only `*.safetensors`, else the only
     /// PyTorch checkpoint (`*.pt`, `*.pth`, `*.ckpt`, `*.bin`).
     public static func weightsFile(in directory: String) throws -> String {

@@ -65,6 +65,15 @@ public final class SegmentationJob {
     public var hasMoreTiles: Bool { nextIndex < plan.count }
     public var isComplete: Bool { stitcher.isComplete }
 
+    /// The next `size` tiles to compute together (fewer at the end of the plan): consecutive
+    /// computable tiles in plan order, so the grouping — and every bit of the output — does not
+    /// depend on timing or on the number of workers. Empty when every tile has been handed out.
+    public func nextBatch(size: Int) throws -> [TileRequest] {
+        var batch: [TileRequest] = []
+        while batch.count < size, let tile = try nextTile() { batch.append(tile) }
+        return batch
+    }
+
     /// The next tile to compute, reading ahead past tiles that are entirely nodata (those are
     /// blended as nodata right away and never sent). Nil when every tile has been handed out.
     public func nextTile() throws -> TileRequest? {

@@ -15,14 +15,14 @@ public struct SegmentationFailure: Error, CustomStringConvertible {
     public init(_ description: String) { self.description = description }
 }
 
-/// Drives one job on an executor: keeps every worker `depth` tiles deep, blends results as they
-/// come, and reports progress. Throws on the first tile that fails (the job is then aborted by
-/// the caller).
+/// Drives one job on an executor: sends batches of `batch` tiles, keeping two batches in flight
+/// per worker, blends results as they come, and reports progress. Throws on the first tile that
+/// fails (the job is then aborted by the caller).
 public func runSegmentation(
-    _ job: SegmentationJob, on executor: TileExecutor, depth: Int = 2,
+    _ job: SegmentationJob, on executor: TileExecutor, batch: Int = 1,
     progress: ((SegmentProgress) -> Void)? = nil
 ) throws -> SegmentProgress {
-    var scheduler = TileScheduler(workers: executor.workerRanks, depth: depth)
+    var scheduler = TileScheduler(workers: executor.workerRanks, depth: 2 * batch)
     scheduler.addJob(job.id)
     let start = monotonicSeconds()
     var perWorker: [Int: Int] = [:]
@@ -31,13 +31,14 @@ public func runSegmentation(
                         seconds: monotonicSeconds() - start, perWorker: perWorker)
     }
     while !job.isComplete {
-        while let slot = scheduler.nextSlot() {
-            guard let tile = try job.nextTile() else {
+        while let slot = scheduler.nextSlot(tiles: batch) {
+            let tiles = try job.nextBatch(size: batch)
+            guard !tiles.isEmpty else {
                 scheduler.retireJob(job.id)
                 break
             }
-            try executor.send(tile, to: slot.worker)
-            scheduler.assigned(.init(worker: slot.worker, job: job.id, tile: Int(tile.tile)))
+            try executor.send(tiles, to: slot.worker)
+            for tile in tiles { scheduler.assigned(.init(worker: slot.worker, job: job.id, tile: Int(tile.tile))) }
         }
         if job.isComplete { break }
         guard scheduler.totalInFlight > 0 else {

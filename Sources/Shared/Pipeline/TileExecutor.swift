@@ -12,7 +12,8 @@ public protocol TileExecutor: AnyObject {
     var workerRanks: [Int] { get }
     /// A short description per worker for logs and summaries.
     func describe(worker: Int) -> String
-    func send(_ tile: TileRequest, to worker: Int) throws
+    /// Sends tiles to be computed together in one forward pass.
+    func send(_ batch: [TileRequest], to worker: Int) throws
     /// Outcomes available now, waiting up to `timeout` seconds for the first one.
     func poll(timeout: Double) throws -> [TileOutcome]
 }
@@ -23,7 +24,7 @@ public final class InProcessExecutor: TileExecutor, @unchecked Sendable {
     /// State shared with the compute thread (which must not hold the executor itself).
     private final class Channel: @unchecked Sendable {
         let condition = NSCondition()
-        var queue: [TileRequest] = []
+        var queue: [[TileRequest]] = []
         var outcomes: [TileOutcome] = []
         var stopping = false
     }
@@ -42,9 +43,9 @@ public final class InProcessExecutor: TileExecutor, @unchecked Sendable {
     public var workerRanks: [Int] { [0] }
     public func describe(worker: Int) -> String { "in-process worker (\(BLAS.threads) BLAS threads)" }
 
-    public func send(_ tile: TileRequest, to worker: Int) throws {
+    public func send(_ batch: [TileRequest], to worker: Int) throws {
         channel.condition.lock()
-        channel.queue.append(tile)
+        channel.queue.append(batch)
         channel.condition.broadcast()
         channel.condition.unlock()
     }
@@ -64,16 +65,16 @@ public final class InProcessExecutor: TileExecutor, @unchecked Sendable {
             channel.condition.lock()
             while channel.queue.isEmpty && !channel.stopping { channel.condition.wait() }
             if channel.stopping { channel.condition.unlock(); return }
-            let tile = channel.queue.removeFirst()
+            let batch = channel.queue.removeFirst()
             channel.condition.unlock()
-            let outcome: TileOutcome
-            do {
-                outcome = .result(try computer.compute(tile), worker: 0)
-            } catch {
-                outcome = .failure(TileFailure(job: tile.job, tile: tile.tile, message: "\(error)"), worker: 0)
+            let outcomes = computer.outcomes(of: batch, context: "in-process worker").map { result in
+                switch result {
+                case .success(let tile): return TileOutcome.result(tile, worker: 0)
+                case .failure(let failure): return TileOutcome.failure(failure, worker: 0)
+                }
             }
             channel.condition.lock()
-            channel.outcomes.append(outcome)
+            channel.outcomes.append(contentsOf: outcomes)
             channel.condition.broadcast()
             channel.condition.unlock()
         }

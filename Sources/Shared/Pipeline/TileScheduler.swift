@@ -50,11 +50,11 @@ public struct TileScheduler: Sendable {
         if cursor >= activeJobs.count { cursor = 0 }
     }
 
-    /// The next free slot: the least busy worker below `depth`, for the job whose turn it is.
-    /// Nil when every worker is full or no job is active.
-    public mutating func nextSlot() -> (worker: Int, job: UInt64)? {
+    /// The next free slot for `tiles` tiles: the least busy worker that stays within `depth`, for
+    /// the job whose turn it is. Nil when every worker is full or no job is active.
+    public mutating func nextSlot(tiles: Int = 1) -> (worker: Int, job: UInt64)? {
         guard !activeJobs.isEmpty else { return nil }
-        guard let worker = workers.filter({ inFlight[$0]!.count < depth }).min(by: { inFlight[$0]!.count < inFlight[$1]!.count })
+        guard let worker = workers.filter({ inFlight[$0]!.count + tiles <= depth }).min(by: { inFlight[$0]!.count < inFlight[$1]!.count })
         else { return nil }
         if cursor >= activeJobs.count { cursor = 0 }
         let job = activeJobs[cursor]

@@ -6,7 +6,7 @@ import Logging
 /// probing with short sleeps, never a blocking MPI call.
 public final class MPIExecutor: TileExecutor {
     public let world: MPIWorld
-    public let workers: [WorkerInfo]
+    public private(set) var workers: [WorkerInfo]
     private var sends: [MPISendRequest] = []
     private let logger: Logger
 
@@ -23,11 +23,20 @@ public final class MPIExecutor: TileExecutor {
         return "rank \(info.rank) on \(info.host) (\(info.threads) BLAS threads)"
     }
 
+    /// BLAS threads for each worker when none are asked for: the cores a worker's host reported
+    /// (its OpenBLAS default) shared among the workers on that host, at least one.
+    public static func defaultThreads(for workers: [WorkerInfo]) -> [Int: Int] {
+        let perHost = Dictionary(grouping: workers, by: \.host).mapValues(\.count)
+        return Dictionary(uniqueKeysWithValues: workers.map { ($0.rank, max(1, $0.threads / perHost[$0.host]!)) })
+    }
+
     /// Sends the model to every worker and waits until all have loaded it; one error lists every
-    /// worker that could not.
-    public func setup(modelDirectory: String, blasThreads: Int, timeout: Double = 600) throws -> [Int: WorkerReady] {
+    /// worker that could not. `blasThreads` nil shares each host's cores among its workers.
+    public func setup(modelDirectory: String, blasThreads: Int?, timeout: Double = 600) throws -> [Int: WorkerReady] {
+        let threads = Self.defaultThreads(for: workers)
         for worker in workers {
-            try world.send(.setup(WorkerSetup(modelDirectory: modelDirectory, blasThreads: Int32(blasThreads))), to: worker.rank, timeout: 60)
+            let setup = WorkerSetup(modelDirectory: modelDirectory, blasThreads: Int32(blasThreads ?? threads[worker.rank]!))
+            try world.send(.setup(setup), to: worker.rank, timeout: 60)
         }
         var ready: [Int: WorkerReady] = [:]
         let deadline = monotonicSeconds() + timeout
@@ -44,11 +53,12 @@ public final class MPIExecutor: TileExecutor {
         }
         let failures = ready.sorted { $0.key < $1.key }.compactMap { rank, answer in answer.error.map { "\(describe(worker: rank)): \($0)" } }
         guard failures.isEmpty else { throw MPIError("workers could not load the model:\n  " + failures.joined(separator: "\n  ")) }
+        for index in workers.indices { workers[index].threads = Int(ready[workers[index].rank]!.threads) }
         return ready
     }
 
-    public func send(_ tile: TileRequest, to worker: Int) throws {
-        sends.append(try world.startSend(.tile(tile), to: worker))
+    public func send(_ batch: [TileRequest], to worker: Int) throws {
+        sends.append(try world.startSend(.tiles(batch), to: worker))
     }
 
     public func poll(timeout: Double) throws -> [TileOutcome] {

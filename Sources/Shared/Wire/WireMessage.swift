@@ -1,7 +1,7 @@
 import Foundation
 
 /// Version of the coordinator⇄worker protocol; a worker from another build is refused at hello.
-public let wireProtocolVersion: UInt32 = 1
+public let wireProtocolVersion: UInt32 = 2
 
 /// First message of every worker: who and where it is, and what it can do.
 public struct WorkerHello: Equatable, Sendable {
@@ -30,8 +30,10 @@ public struct WorkerReady: Equatable, Sendable {
     public var error: String?
     public var loadSeconds: Double
     public var summary: String
-    public init(error: String?, loadSeconds: Double, summary: String) {
-        self.error = error; self.loadSeconds = loadSeconds; self.summary = summary
+    /// BLAS threads the worker computes with.
+    public var threads: Int32
+    public init(error: String?, loadSeconds: Double, summary: String, threads: Int32) {
+        self.error = error; self.loadSeconds = loadSeconds; self.summary = summary; self.threads = threads
     }
 }
 
@@ -69,7 +71,7 @@ public struct TileResult: Equatable, Sendable {
 }
 
 /// A tile the worker could not compute (bad shape, out of memory…); the worker stays alive.
-public struct TileFailure: Equatable, Sendable {
+public struct TileFailure: Error, Equatable, Sendable {
     public var job: UInt64
     public var tile: UInt64
     public var message: String
@@ -81,7 +83,9 @@ public enum WireMessage: Equatable, Sendable {
     case hello(WorkerHello)
     case setup(WorkerSetup)
     case ready(WorkerReady)
-    case tile(TileRequest)
+    /// Tiles computed in one forward pass, exactly as grouped: a batch's GEMMs round differently
+    /// from single tiles', so the coordinator fixes the grouping and results stay reproducible.
+    case tiles([TileRequest])
     case result(TileResult)
     case failure(TileFailure)
     case shutdown(reason: String)
@@ -94,7 +98,7 @@ public enum WireMessage: Equatable, Sendable {
         case .hello: return 1
         case .setup: return 2
         case .ready: return 3
-        case .tile: return 4
+        case .tiles: return 4
         case .result: return 5
         case .failure: return 6
         case .shutdown: return 7
@@ -111,11 +115,14 @@ public enum WireMessage: Equatable, Sendable {
         case .setup(let m):
             w.write(m.modelDirectory); w.write(m.blasThreads)
         case .ready(let m):
-            w.write(m.error != nil); w.write(m.error ?? ""); w.write(m.loadSeconds); w.write(m.summary)
-        case .tile(let m):
-            w = ByteWriter(capacity: 64 + m.pixels.count * 4)
-            w.write(m.job); w.write(m.tile); w.write(m.channels); w.write(m.height); w.write(m.width)
-            w.write(floats: m.location); w.write(floats: m.temporal); w.write(floats: m.pixels)
+            w.write(m.error != nil); w.write(m.error ?? ""); w.write(m.loadSeconds); w.write(m.summary); w.write(m.threads)
+        case .tiles(let batch):
+            w = ByteWriter(capacity: 16 + batch.reduce(0) { $0 + 64 + $1.pixels.count * 4 })
+            w.write(UInt32(batch.count))
+            for m in batch {
+                w.write(m.job); w.write(m.tile); w.write(m.channels); w.write(m.height); w.write(m.width)
+                w.write(floats: m.location); w.write(floats: m.temporal); w.write(floats: m.pixels)
+            }
         case .result(let m):
             w = ByteWriter(capacity: 64 + m.logits.count * 4)
             w.write(m.job); w.write(m.tile); w.write(m.classes); w.write(m.height); w.write(m.width)
@@ -148,18 +155,25 @@ public enum WireMessage: Equatable, Sendable {
         case 3:
             let failed = try r.read(Bool.self)
             let error = try r.read(String.self)
-            message = .ready(WorkerReady(error: failed ? error : nil, loadSeconds: try r.read(), summary: try r.read()))
+            message = .ready(WorkerReady(error: failed ? error : nil, loadSeconds: try r.read(), summary: try r.read(), threads: try r.read()))
         case 4:
-            let job: UInt64 = try r.read(), tile: UInt64 = try r.read()
-            let channels: Int32 = try r.read(), height: Int32 = try r.read(), width: Int32 = try r.read()
-            let location = try r.readFloats(), temporal = try r.readFloats(), pixels = try r.readFloats()
-            guard channels > 0, height > 0, width > 0, pixels.count == Int(channels) * Int(height) * Int(width) else {
-                throw WireError("tile \(tile): \(pixels.count) pixels do not fill \(channels)×\(height)×\(width)")
+            let count = try r.read(UInt32.self)
+            guard count >= 1, count <= 64 else { throw WireError("a batch of \(count) tiles") }
+            var batch: [TileRequest] = []
+            for _ in 0..<count {
+                let job: UInt64 = try r.read(), tile: UInt64 = try r.read()
+                let channels: Int32 = try r.read(), height: Int32 = try r.read(), width: Int32 = try r.read()
+                let location = try r.readFloats(), temporal = try r.readFloats(), pixels = try r.readFloats()
+                guard channels > 0, height > 0, width > 0, pixels.count == Int(channels) * Int(height) * Int(width) else {
+                    throw WireError("tile \(tile): \(pixels.count) pixels do not fill \(channels)×\(height)×\(width)")
+                }
+                guard location.count == 0 || location.count == 2, temporal.count == 0 || temporal.count == 2 else {
+                    throw WireError("tile \(tile): location and temporal coordinates take 0 or 2 values")
+                }
+                batch.append(TileRequest(job: job, tile: tile, channels: channels, height: height, width: width,
+                                         location: location, temporal: temporal, pixels: pixels))
             }
-            guard location.count == 0 || location.count == 2, temporal.count == 0 || temporal.count == 2 else {
-                throw WireError("tile \(tile): location and temporal coordinates take 0 or 2 values")
-            }
-            message = .tile(TileRequest(job: job, tile: tile, channels: channels, height: height, width: width, location: location, temporal: temporal, pixels: pixels))
+            message = .tiles(batch)
         case 5:
             let job: UInt64 = try r.read(), tile: UInt64 = try r.read()
             let classes: Int32 = try r.read(), height: Int32 = try r.read(), width: Int32 = try r.read()

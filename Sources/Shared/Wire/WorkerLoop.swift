@@ -5,7 +5,19 @@ import Logging
 public protocol TileComputer: AnyObject {
     /// A one-line description for logs (architecture, parameters).
     var summary: String { get }
-    func compute(_ tile: TileRequest) throws -> TileResult
+    /// Computes tiles of one shape together (one forward pass over the batch).
+    func compute(_ tiles: [TileRequest]) throws -> [TileResult]
+}
+
+extension TileComputer {
+    /// Computes one batch; a failure fails each of its tiles, with `context` naming the worker.
+    public func outcomes(of batch: [TileRequest], context: String) -> [Result<TileResult, TileFailure>] {
+        do {
+            return try compute(batch).map { .success($0) }
+        } catch {
+            return batch.map { .failure(TileFailure(job: $0.job, tile: $0.tile, message: "\(context): \(error)")) }
+        }
+    }
 }
 
 /// Worker side of the protocol: hello, then setup → ready, tiles → results, until shutdown.
@@ -19,7 +31,7 @@ public final class WorkerLoop {
     private let logger: Logger
     private let load: (WorkerSetup) throws -> TileComputer
     private var computer: TileComputer?
-    private var queue: [TileRequest] = []
+    private var queue: [[TileRequest]] = []
 
     public init(world: MPIWorld, logger: Logger, load: @escaping (WorkerSetup) throws -> TileComputer) {
         self.world = world
@@ -39,8 +51,12 @@ public final class WorkerLoop {
                 if try !handle(message, from: source) { return }
             }
             if !queue.isEmpty {
-                let tile = queue.removeFirst()
-                try world.send(computeOne(tile), to: 0)
+                for outcome in computeNext() {
+                    switch outcome {
+                    case .success(let result): try world.send(.result(result), to: 0)
+                    case .failure(let failure): try world.send(.failure(failure), to: 0)
+                    }
+                }
                 continue
             }
             backoff.wait()
@@ -59,13 +75,15 @@ public final class WorkerLoop {
                 if setup.blasThreads > 0 { BLAS.threads = Int(setup.blasThreads) }
                 let loaded = try load(setup)
                 computer = loaded
-                try world.send(.ready(WorkerReady(error: nil, loadSeconds: monotonicSeconds() - start, summary: loaded.summary)), to: 0)
+                try world.send(.ready(WorkerReady(error: nil, loadSeconds: monotonicSeconds() - start, summary: loaded.summary,
+                                                  threads: Int32(BLAS.threads))), to: 0)
             } catch {
                 computer = nil
-                try world.send(.ready(WorkerReady(error: "\(error)", loadSeconds: monotonicSeconds() - start, summary: "")), to: 0)
+                try world.send(.ready(WorkerReady(error: "\(error)", loadSeconds: monotonicSeconds() - start, summary: "",
+                                                  threads: Int32(BLAS.threads))), to: 0)
             }
-        case .tile(let tile):
-            queue.append(tile)
+        case .tiles(let batch):
+            queue.append(batch)
         case .ping(let sequence, let payload):
             try world.send(.pong(sequence: sequence, payload: payload), to: source)
         case .hello, .ready, .result, .failure, .pong:
@@ -74,14 +92,11 @@ public final class WorkerLoop {
         return true
     }
 
-    private func computeOne(_ tile: TileRequest) -> WireMessage {
+    private func computeNext() -> [Result<TileResult, TileFailure>] {
+        let batch = queue.removeFirst()
         guard let computer else {
-            return .failure(TileFailure(job: tile.job, tile: tile.tile, message: "worker \(world.rank) has no model loaded"))
+            return batch.map { .failure(TileFailure(job: $0.job, tile: $0.tile, message: "worker \(world.rank) has no model loaded")) }
         }
-        do {
-            return .result(try computer.compute(tile))
-        } catch {
-            return .failure(TileFailure(job: tile.job, tile: tile.tile, message: "rank \(world.rank) on \(world.processorName): \(error)"))
-        }
+        return computer.outcomes(of: batch, context: "rank \(world.rank) on \(world.processorName)")
     }
 }
