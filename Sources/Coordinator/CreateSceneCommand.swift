@@ -29,6 +29,9 @@ struct CreateSceneCommand: ParsableCommand {
     @Option(help: "Fraction of the width cut off as a nodata corner.")
     var nodataCorner: Double = 0.25
 
+    @Option(help: "int16 or uint16 (DN, nodata 0) or float32 (reflectance 0…1, nodata NaN).")
+    var type: String = "int16"
+
     @Flag(help: "Write no CRS or geotransform.")
     var noGeoreference = false
 
@@ -43,10 +46,16 @@ struct CreateSceneCommand: ParsableCommand {
         spec.bands = bands
         spec.nodataCorner = nodataCorner
         spec.georeferenced = !noGeoreference
+        switch type {
+        case "int16": spec.type = .int16
+        case "uint16": spec.type = .uint16
+        case "float32": spec.type = .float32
+        default: fail(Logger(label: "create-scene"), "--type must be int16, uint16 or float32", status: ExitStatus.usage)
+        }
         if !creationOptions.isEmpty { spec.creationOptions = creationOptions }
         do {
             try SceneFactory.create(spec, at: path)
-            print("wrote \(path): \(width)×\(height), \(bands) Int16 bands")
+            print("wrote \(path): \(width)×\(height), \(bands) \(spec.type) bands")
         } catch {
             fail(Logger(label: "create-scene"), error, status: ExitStatus.cannotCreateOutput)
         }

@@ -15,6 +15,8 @@ public enum SceneFactory {
         public var nodataCorner = 0.25
         public var georeferenced = true
         public var seed: UInt64 = 1
+        /// .int16 or .uint16 (DN, nodata 0), or .float32 (reflectance 0…1, nodata NaN).
+        public var type: RasterDataType = .int16
         public var creationOptions = ["COMPRESS=DEFLATE", "TILED=YES", "BLOCKXSIZE=256", "BLOCKYSIZE=256"]
         public init() {}
     }
@@ -34,18 +36,20 @@ public enum SceneFactory {
 
     public static func create(_ spec: Spec, at path: String) throws {
         guard spec.bands == 6 || spec.bands == 13 else { throw SceneError("synthetic scenes have 6 or 13 bands") }
-        let raster = try RasterDataset.create(path, width: spec.width, height: spec.height, bands: spec.bands, type: .int16,
+        guard [.int16, .uint16, .float32].contains(spec.type) else { throw SceneError("synthetic scenes are Int16, UInt16 or Float32") }
+        let reflectance = spec.type == .float32
+        let raster = try RasterDataset.create(path, width: spec.width, height: spec.height, bands: spec.bands, type: spec.type,
                                               options: spec.creationOptions + ["BIGTIFF=IF_SAFER"])
         if spec.georeferenced {
             try raster.setGeoTransform(GeoTransform([710_000, 10, 0, 4_380_000, 0, -10]))
             try raster.setProjection(wkt: try wktForEPSG(32630))
         }
-        for band in 0..<spec.bands { try raster.setNoDataValue(0, band: band) }
+        for band in 0..<spec.bands { try raster.setNoDataValue(reflectance ? .nan : 0, band: band) }
         let stripRows = 256
         var row = 0
         while row < spec.height {
             let rows = min(stripRows, spec.height - row)
-            var strips = [[Float]](repeating: [Float](repeating: 0, count: rows * spec.width), count: spec.bands)
+            var strips = [[Float]](repeating: [Float](repeating: reflectance ? .nan : 0, count: rows * spec.width), count: spec.bands)
             for r in 0..<rows {
                 let y = row + r
                 for x in 0..<spec.width {
@@ -67,6 +71,7 @@ public enum SceneFactory {
                 }
             }
             for band in 0..<spec.bands {
+                if reflectance { strips[band] = strips[band].map { $0 / 10000 } }
                 try strips[band].withUnsafeBufferPointer {
                     try raster.write(band: band, window: PixelWindow(x: 0, y: row, width: spec.width, height: rows), values: $0)
                 }
