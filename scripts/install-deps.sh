@@ -2,7 +2,7 @@
 # Installs the Debian packages the build and the tests need, skipping those already present.
 # As root it runs apt-get itself; otherwise through sudo when available, else it lists what to install.
 set -euo pipefail
-packages=(libgdal-dev gdal-bin libopenblas-dev libcurl4-openssl-dev libmpich-dev mpich pkg-config)
+packages=(libgdal-dev gdal-bin libopenblas-dev libcurl4-openssl-dev libmpich-dev mpich pkg-config python3-requests)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

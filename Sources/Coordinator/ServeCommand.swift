@@ -1,6 +1,10 @@
 import ArgumentParser
 import Foundation
+import Hummingbird
 import Logging
+import Metrics
+import NIOCore
+import Prometheus
 import Shared
 
 struct ServeCommand: ParsableCommand {
@@ -10,18 +14,20 @@ struct ServeCommand: ParsableCommand {
         discussion: """
         A drop-in for `vllm serve MODEL --io-processor-plugin terratorch_segmentation`:
         POST /pooling (and /invocations), GET /health, /v1/models, /version, /metrics.
+        Outputs go to TERRATORCH_SEGMENTATION_IO_PROCESSOR_CONFIG's output_path (default $HOME).
 
           mpirun -np 1 coordinator serve MODEL --port 8000 : -np 2 tileworker
+          coordinator serve MODEL --allowed-local-media-path /data      # tiles in-process
         """
     )
 
-    @Argument(help: "Model directory or Hugging Face id.")
+    @Argument(help: "Model directory or Hugging Face id (the served model name by default).")
     var model: String
 
     @Option(help: "Address to listen on.")
     var host: String = "127.0.0.1"
 
-    @Option(help: "Port to listen on.")
+    @Option(help: "Port to listen on (0: any free port, printed at start-up).")
     var port: Int = 8000
 
     @Option(help: "Model name clients must send (default: MODEL as given).")
@@ -48,8 +54,137 @@ struct ServeCommand: ParsableCommand {
     @Option(help: "Largest input image accepted, in pixels (width × height).")
     var maxRequestPixels: Int = 100_000_000
 
+    @Option(help: "Largest input download or base64 image, in bytes.")
+    var maxInputBytes: Int64 = 2 << 30
+
+    @Option(help: "Seconds allowed for downloading a `url` input.")
+    var downloadTimeout: Int = 120
+
+    @Option(help: "BLAS threads per worker (default: each host's cores shared among its workers).")
+    var threads: Int?
+
+    func validate() throws {
+        guard ioProcessorPlugin == "terratorch_segmentation" else {
+            throw ValidationError("--io-processor-plugin \(ioProcessorPlugin) is not available; this server implements terratorch_segmentation")
+        }
+        guard modelImpl == "terratorch" || modelImpl == "auto" else {
+            throw ValidationError("--model-impl \(modelImpl) is not available; this server runs TerraTorch models (terratorch)")
+        }
+        guard (0...65535).contains(port) else { throw ValidationError("--port must be 0…65535") }
+        guard maxRequestPixels > 0, maxInputBytes > 0, downloadTimeout > 0 else {
+            throw ValidationError("--max-request-pixels, --max-input-bytes and --download-timeout must be positive")
+        }
+    }
+
     func run() throws {
         ConsoleLogHandler.bootstrap(label: "coordinator")
-        fail(Logger(label: "coordinator"), "serve is not implemented yet", status: ExitStatus.internalError)
+        let logger = Logger(label: "coordinator")
+        let environment = ProcessInfo.processInfo.environment
+
+        // Everything that can be refused is checked before any worker is kept waiting.
+        let outputDirectory: String
+        do {
+            outputDirectory = try ServingPolicy.outputDirectory(environment: environment)
+        } catch {
+            fail(logger, "TERRATORCH_SEGMENTATION_IO_PROCESSOR_CONFIG: \((error as? APIError)?.message ?? "\(error)")", status: ExitStatus.usage)
+        }
+        var allowedPath: String?
+        if let allowedLocalMediaPath {
+            guard let resolved = ServingPolicy.realDirectory(allowedLocalMediaPath) else {
+                fail(logger, "--allowed-local-media-path \(allowedLocalMediaPath) is not a directory", status: ExitStatus.usage)
+            }
+            allowedPath = resolved
+        }
+
+        let session = try MPISession(logger: logger, handshakeTimeout: 120)
+        func stop(_ message: Any, status: Int32) -> Never {
+            logger.error("\(message)")
+            session.finish(reason: "serve failed")
+            Foundation.exit(status)
+        }
+        let modelDirectory: String
+        let config: ModelConfig
+        do {
+            modelDirectory = try ModelLocator.resolve(model, logger: logger)
+            config = try ModelConfig.load(directory: modelDirectory)
+        } catch {
+            stop(error, status: ExitStatus.badInput)
+        }
+        if ModelDirectory.hasRandomWeights(modelDirectory) {
+            logger.warning("\(modelDirectory) holds random weights (made by create-model): its masks are meaningless")
+        }
+        let executor: TileExecutor
+        do {
+            if session.workers.isEmpty {
+                if let threads { BLAS.threads = threads }
+                let loaded = try PrithviSegmentationModel(directory: modelDirectory)
+                logger.info("model: \(loaded.summary), in-process with \(BLAS.threads) BLAS thread(s)")
+                executor = InProcessExecutor(computer: ModelTileComputer(model: loaded))
+            } else {
+                let mpi = MPIExecutor(world: session.world, workers: session.workers, logger: logger)
+                _ = try mpi.setup(modelDirectory: modelDirectory, blasThreads: threads)
+                for worker in mpi.workers { logger.info("\(mpi.describe(worker: worker.rank)): model loaded") }
+                executor = mpi
+            }
+        } catch {
+            stop(error, status: ExitStatus.badInput)
+        }
+
+        let registry = PrometheusCollectorRegistry()
+        var factory = PrometheusMetricsFactory(registry: registry)
+        // Requests last from a second (one tile) to minutes (a scene); tiles from ms to seconds.
+        factory.durationHistogramBuckets["prithvi_request_duration_seconds"] =
+            [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800].map { Duration.milliseconds(Int64($0 * 1000)) }
+        factory.durationHistogramBuckets["prithvi_tile_duration_seconds"] =
+            [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 1.5, 2, 3, 5, 10, 30].map { Duration.milliseconds(Int64($0 * 1000)) }
+        MetricsSystem.bootstrap(factory)
+        let metrics = ServerMetrics()
+        let engine = SegmentationEngine(executor: executor, config: config, logger: logger, observer: metrics)
+        engine.start()
+        let policy = ServingPolicy(
+            allowedLocalMediaPath: allowedPath, allowedMediaDomains: allowedMediaDomains,
+            downloadLimits: DownloadLimits(maxBytes: maxInputBytes, timeoutSeconds: downloadTimeout, connectTimeoutSeconds: 15, maxRedirects: 5),
+            maxRequestPixels: maxRequestPixels, outputDirectory: outputDirectory)
+        let name = servedModelName ?? model
+        let service = PoolingService(engine: engine, servedModelName: name, policy: policy, logger: logger, observer: metrics)
+        let server = HTTPServer(service: service, modelRoot: modelDirectory, registry: registry,
+                                maxBodyBytes: Int(min(Int64(Int.max / 2), maxInputBytes * 4 / 3 + (1 << 20))))
+
+        logger.info("serving \(name) with the terratorch_segmentation IO processor; outputs in \(outputDirectory)")
+        logger.info("Available routes are:")
+        for (route, methods) in HTTPServer.routes { logger.info("Route: \(route), Methods: \(methods)") }
+        let host = self.host, port = self.port
+        let app = Application(
+            router: server.router(),
+            configuration: .init(address: .hostname(host, port: port), serverName: nil),
+            onServerRunning: { channel in
+                let bound = channel.localAddress?.port ?? port
+                logger.info("Started server process [\(getpid())]")
+                logger.info("Waiting for application startup.")
+                logger.info("Application startup complete.")
+                logger.info("Listening on http://\(host):\(bound)")
+            },
+            logger: Logger(label: "http"))
+
+        // MPI was initialised on this thread and is finalised here; the server runs on its own.
+        let done = DispatchSemaphore(value: 0)
+        let outcome = UncheckedSendableBox<Error?>(nil)
+        Task {
+            do { try await app.runService() } catch { outcome.value = error }
+            done.signal()
+        }
+        done.wait()
+        engine.stop()
+        if let error = outcome.value {
+            stop("server stopped: \(error)", status: ExitStatus.internalError)
+        }
+        logger.info("shutting down")
+        session.finish(reason: "server stopped")
     }
+}
+
+/// A mutable box handed between the server task and the main thread (which waits for the task).
+final class UncheckedSendableBox<T>: @unchecked Sendable {
+    var value: T
+    init(_ value: T) { self.value = value }
 }

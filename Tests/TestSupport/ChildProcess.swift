@@ -28,6 +28,14 @@ public final class ChildProcess: @unchecked Sendable {
     }
 
     public var output: String { lock.withLock { String(decoding: collected, as: UTF8.self) } }
+
+    /// Kills the process (and, for mpirun, its job) when the test process exits, for servers that
+    /// outlive the test that started them.
+    public func killAtExit() { ChildRegistry.shared.add(process.processIdentifier) }
+
+    public func terminate() {
+        if process.isRunning { kill(process.processIdentifier, SIGTERM) }
+    }
     public var isRunning: Bool { process.isRunning }
     public var pid: Int32 { process.processIdentifier }
 
@@ -87,3 +95,35 @@ public let mpirunPath: String = {
     }
     return "/usr/bin/mpirun"
 }()
+
+/// Pids to kill when the test process exits.
+final class ChildRegistry: @unchecked Sendable {
+    static let shared = ChildRegistry()
+    private let lock = NSLock()
+    private var pids: [Int32] = []
+    private init() {
+        atexit {
+            for pid in ChildRegistry.shared.lock.withLock({ ChildRegistry.shared.pids }) {
+                kill(pid, SIGTERM)
+            }
+            usleep(200_000)
+            for pid in ChildRegistry.shared.lock.withLock({ ChildRegistry.shared.pids }) { kill(pid, SIGKILL) }
+        }
+    }
+    func add(_ pid: Int32) { lock.withLock { pids.append(pid) } }
+}
+
+/// A python3 that has `requests` (the seed document's client), if any.
+public let pythonWithRequests: String? = {
+    for candidate in ["/usr/bin/python3", "/usr/local/bin/python3"] + (ProcessInfo.processInfo.environment["PATH"] ?? "")
+        .split(separator: ":").map { $0 + "/python3" } where FileManager.default.isExecutableFile(atPath: candidate) {
+        if let result = try? runCommand(candidate, ["-c", "import requests"], timeout: 30), result.status == 0 { return candidate }
+    }
+    return nil
+}()
+
+/// A test set-up step that failed, with what it saw.
+public struct SetupFailure: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}

@@ -1,9 +1,12 @@
 import Foundation
+import Logging
 
 /// Turns the MODEL argument into a local directory: a directory as given, or a Hugging Face id
-/// (`org/name`) found in the Hugging Face cache (`$HF_HOME/hub`, default ~/.cache/huggingface/hub).
+/// (`org/name`) found in the Hugging Face cache (`$HF_HOME/hub`, default ~/.cache/huggingface/hub)
+/// or, unless `HF_HUB_OFFLINE=1`, downloaded into it from `$HF_ENDPOINT`.
 public enum ModelLocator {
-    public static func resolve(_ model: String, environment: [String: String] = ProcessInfo.processInfo.environment) throws -> String {
+    public static func resolve(_ model: String, environment: [String: String] = ProcessInfo.processInfo.environment,
+                               logger: Logger? = nil) throws -> String {
         var isDirectory: ObjCBool = false
         if FileManager.default.fileExists(atPath: model, isDirectory: &isDirectory) {
             guard isDirectory.boolValue else { throw ModelConfigError("\(model): is a file; MODEL must be a model directory or a Hugging Face id") }
@@ -16,7 +19,11 @@ public enum ModelLocator {
         if let snapshot = cachedSnapshot(org: String(parts[0]), name: String(parts[1]), environment: environment) {
             return snapshot
         }
-        throw ModelConfigError("\(model): not a local directory and not in the Hugging Face cache (\(hubCache(environment)))")
+        if ["1", "true", "yes", "on"].contains(environment["HF_HUB_OFFLINE"]?.lowercased() ?? "") {
+            throw ModelConfigError("\(model): not a local directory and not in the Hugging Face cache (\(hubCache(environment))); HF_HUB_OFFLINE is set")
+        }
+        logger?.info("\(model) is not in the Hugging Face cache; downloading it")
+        return try HubClient(environment: environment, logger: logger).download(repo: model)
     }
 
     /// `$HF_HUB_CACHE`, else `$HF_HOME/hub`, else `~/.cache/huggingface/hub`.

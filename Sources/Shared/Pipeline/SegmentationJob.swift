@@ -62,6 +62,8 @@ public final class SegmentationJob {
     public var isGeoreferenced: Bool { reader.raster.geoTransform != nil && reader.raster.projectionWKT != nil }
     public var locationUsed: [Float] { location }
     public var tilesDone: Int { tilesComputed + tilesSkipped }
+    /// Tiles not yet handed out.
+    public var tilesRemaining: Int { plan.count - nextIndex }
     public var hasMoreTiles: Bool { nextIndex < plan.count }
     public var isComplete: Bool { stitcher.isComplete }
 

@@ -27,20 +27,44 @@ private let curlGlobal: Void = { curl_global_init(Int(CURL_GLOBAL_DEFAULT)) }()
 private final class DownloadSink {
     let file: FileHandle
     let maxBytes: Int64
+    let handle: OpaquePointer
     var written: Int64 = 0
+    /// Bytes already in the file before this transfer (the Range start).
+    var base: Int64 = 0
+    var resumed: Bool
     var overLimit = false
     var writeError: String?
-    init(file: FileHandle, maxBytes: Int64) { self.file = file; self.maxBytes = maxBytes }
+    var progress: ((Int64, Int64?) -> Void)?
+    var lastProgress = 0.0
+    var expected: Int64?
+    init(file: FileHandle, maxBytes: Int64, handle: OpaquePointer, resumed: Bool) {
+        self.file = file; self.maxBytes = maxBytes; self.handle = handle; self.resumed = resumed
+    }
+
+    /// On the first body bytes: a server that ignored the Range request sends the whole file
+    /// (200, not 206), so the partial file starts over.
+    func checkResume() {
+        guard resumed else { return }
+        resumed = false
+        var status = 0
+        _ = shim_curl_getinfo_long(UnsafeMutableRawPointer(handle), CURLINFO_RESPONSE_CODE, &status)
+        if status == 200 {
+            try? file.truncate(atOffset: 0)
+            written = 0
+            base = 0
+        }
+    }
 }
 
 /// Downloads `url` into `destination` with libcurl (HTTP(S) and file://), following at most
 /// `limits.maxRedirects` redirects, failing on HTTP status ≥ 400 and on bodies over `limits.maxBytes`.
-/// `resumeFrom` > 0 appends to an existing partial file with a Range request.
+/// `resumeFrom` > 0 appends to an existing partial file with a Range request (starting over if the
+/// server answers with the whole file). `progress(bytes, total)` is called at most twice a second.
 /// Returns the number of bytes in the file.
 @discardableResult
 public func curlDownload(
     _ url: String, to destination: String, limits: DownloadLimits = DownloadLimits(),
-    headers: [String] = [], resumeFrom: Int64 = 0
+    headers: [String] = [], resumeFrom: Int64 = 0, progress: ((Int64, Int64?) -> Void)? = nil
 ) throws -> Int64 {
     _ = curlGlobal
     guard let handle = curl_easy_init() else { throw DownloadError(.network, "libcurl could not start a transfer") }
@@ -53,8 +77,10 @@ public func curlDownload(
     }
     defer { try? file.close() }
     if resumeFrom > 0 { _ = try? file.seekToEnd() }
-    let sink = DownloadSink(file: file, maxBytes: limits.maxBytes)
+    let sink = DownloadSink(file: file, maxBytes: limits.maxBytes, handle: OpaquePointer(handle), resumed: resumeFrom > 0)
     sink.written = resumeFrom
+    sink.base = resumeFrom
+    sink.progress = progress
 
     var headerList: UnsafeMutablePointer<curl_slist>? = nil
     for header in headers { headerList = curl_slist_append(headerList, header) }
@@ -76,6 +102,7 @@ public func curlDownload(
     _ = shim_curl_setopt_pointer(handle, CURLOPT_WRITEDATA, context.toOpaque())
     _ = shim_curl_setopt_write_function(handle) { data, size, count, user in
         let sink = Unmanaged<DownloadSink>.fromOpaque(user!).takeUnretainedValue()
+        sink.checkResume()
         let length = size * count
         guard sink.written + Int64(length) <= sink.maxBytes else { sink.overLimit = true; return 0 }
         do {
@@ -85,6 +112,15 @@ public func curlDownload(
             return 0
         }
         sink.written += Int64(length)
+        if let progress = sink.progress {
+            let now = monotonicSeconds()
+            if now - sink.lastProgress >= 0.5 {
+                sink.lastProgress = now
+                var total: curl_off_t = -1
+                _ = shim_curl_getinfo_offset(UnsafeMutableRawPointer(sink.handle), CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &total)
+                progress(sink.written, total >= 0 ? sink.base + Int64(total) : nil)
+            }
+        }
         return length
     }
 
