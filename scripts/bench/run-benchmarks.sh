@@ -4,8 +4,9 @@
 #   2. a 1000×700 scene: coordinator segment (in-process and 2 MPI workers) vs TerraTorch tiled_inference
 #   3. coordinator peak RSS on a 6000×6000 6-band Int16 scene (small model, 2 MPI workers)
 #   4. throughput with N = 1, 2 MPI workers of one BLAS thread
+#   5. serve: /pooling load test (throughput, p50/p99 latency, HTTP overhead beside the tiles)
 # PYTHON must point at an interpreter with terratorch installed for the references (skipped otherwise).
-# Usage: scripts/bench/run-benchmarks.sh [tile|scene|memory|scaling|all]
+# Usage: scripts/bench/run-benchmarks.sh [tile|scene|memory|scaling|serve|all]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 bin=.build/release
@@ -51,4 +52,27 @@ if [ "$what" = scaling ] || [ "$what" = all ]; then
         mpirun -np 1 "$bin/coordinator" segment "$models/prithvi-300m" "$models/scene-1000x700.tif" /tmp/bench-mask.tif \
             --quiet --threads 1 : -np "$n" "$bin/tileworker" 2>&1 | grep wrote | sed "s/^/N=$n: /"
     done
+fi
+
+if [ "$what" = serve ] || [ "$what" = all ]; then
+    echo "== serve: /pooling load test, small model, 2 MPI workers, 224×224 and 520×430 inputs (path in, path out)"
+    [ -f "$models/tiny/model.safetensors" ] || "$bin/coordinator" create-model "$models/tiny" --preset small --embed-dim 64 --heads 2 --depth 2 --decoder-channels 32
+    mkdir -p "$models/media" "$models/outputs"
+    [ -f "$models/media/tile.tif" ] || "$bin/coordinator" create-scene "$models/media/tile.tif" --width 224 --height 224 --nodata-corner 0
+    [ -f "$models/media/medium.tif" ] || "$bin/coordinator" create-scene "$models/media/medium.tif" --width 520 --height 430
+    log=$(mktemp)
+    TERRATORCH_SEGMENTATION_IO_PROCESSOR_CONFIG="{\"output_path\": \"$PWD/$models/outputs\"}" \
+        mpirun -np 1 "$bin/coordinator" serve "$models/tiny" --port 0 --allowed-local-media-path "$models/media" --threads 1 \
+        : -np 2 "$bin/tileworker" > "$log" 2>&1 &
+    server=$!
+    for _ in $(seq 1 100); do grep -q "Listening on" "$log" && break; sleep 0.2; done
+    url=$(grep -o "http://127.0.0.1:[0-9]*" "$log" | head -1)
+    for c in 1 8; do
+        echo "-- 224×224 (one tile), concurrency $c"
+        "$bin/coordinator" loadtest "$url" --model "$models/tiny" --input "$PWD/$models/media/tile.tif" --requests 100 --concurrency $c
+    done
+    echo "-- 520×430 (9 tiles), concurrency 4"
+    "$bin/coordinator" loadtest "$url" --model "$models/tiny" --input "$PWD/$models/media/medium.tif" --requests 40 --concurrency 4
+    kill $server; wait $server 2>/dev/null || true
+    rm -f "$log" "$models"/outputs/pool-*.tiff
 fi

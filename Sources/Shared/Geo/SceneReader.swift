@@ -29,6 +29,9 @@ public final class SceneReader {
     public let reflectanceDivisor: Float
     /// (longitude, latitude) of the scene centre, nil without georeferencing.
     public let centre: (lon: Double, lat: Double)?
+    /// Scenes of at most `smallScenePixels` are read once, whole, and tiles cut from memory.
+    private let wholeScene: [Float]?
+    static let smallScenePixels = 512 * 512
 
     public init(path: String, bands: [Int], means: [Float], stds: [Float]) throws {
         let raster = try RasterDataset.open(path)
@@ -50,7 +53,15 @@ public final class SceneReader {
         let nodata = try bands.map { try raster.noDataValue(band: $0) }
         self.nodata = nodata
         centre = try? raster.centreLonLat()
-        reflectanceDivisor = try Self.sampleMean(raster: raster, bands: bands, nodata: nodata) > 1 ? 10000 : 1
+        if raster.width * raster.height <= Self.smallScenePixels {
+            // Small scenes: one read serves the exact mean and every tile.
+            let whole = try raster.read(bands: bands, window: PixelWindow(x: 0, y: 0, width: raster.width, height: raster.height))
+            wholeScene = whole
+            reflectanceDivisor = Self.mean(of: whole, bands: bands.count, nodata: nodata) > 1 ? 10000 : 1
+        } else {
+            wholeScene = nil
+            reflectanceDivisor = try Self.sampleMean(raster: raster, bands: bands, nodata: nodata) > 1 ? 10000 : 1
+        }
     }
 
     /// Whether a raw value is nodata for selected band `b` (its nodata value, or NaN).
@@ -73,15 +84,31 @@ public final class SceneReader {
         for y in ys.sorted() {
             for x in xs.sorted() {
                 let values = try raster.read(bands: bands, window: PixelWindow(x: x, y: y, width: w, height: h))
-                for (b, _) in bands.enumerated() {
-                    let marker = nodata[b].map { Float($0) }
-                    for v in values[(b * w * h)..<((b + 1) * w * h)] where !v.isNaN && v != marker {
-                        sum += Double(v); count += 1
-                    }
-                }
+                let (windowSum, windowCount) = validSum(values, bands: bands.count, nodata: nodata)
+                sum += windowSum; count += windowCount
             }
         }
         return count > 0 ? sum / Double(count) : 0
+    }
+
+    static func mean(of values: [Float], bands: Int, nodata: [Double?]) -> Double {
+        let (sum, count) = validSum(values, bands: bands, nodata: nodata)
+        return count > 0 ? sum / Double(count) : 0
+    }
+
+    /// Sum and count of the values that are not nodata, band by band (planar values).
+    static func validSum(_ values: [Float], bands: Int, nodata: [Double?]) -> (Double, Int) {
+        let plane = values.count / max(bands, 1)
+        var sum = 0.0, count = 0
+        values.withUnsafeBufferPointer { v in
+            for b in 0..<bands {
+                let marker = nodata[b].map { Float($0) }
+                for p in (b * plane)..<((b + 1) * plane) where !v[p].isNaN && v[p] != marker {
+                    sum += Double(v[p]); count += 1
+                }
+            }
+        }
+        return (sum, count)
     }
 
     /// The model input of `tile`: its source window read, nodata found (and filled with the band
@@ -89,34 +116,64 @@ public final class SceneReader {
     /// smaller than the window, and resampled to `plan.tileSize` when the plan has a scale.
     public func read(_ tile: TilePlan.Tile, plan: TilePlan) throws -> TileInput {
         let source = tile.source
-        let raw = try raster.read(bands: bands, window: source)
         let pixels = source.pixelCount
-        var valid = [UInt8](repeating: 1, count: pixels)
-        for b in bands.indices {
-            for p in 0..<pixels where isNodata(raw[b * pixels + p], band: b) { valid[p] = 0 }
-        }
-        let validCount = valid.reduce(0) { $0 + Int($1) }
         let window = plan.window, size = plan.tileSize
-        var normalised = [Float](repeating: 0, count: bands.count * window * window)
-        var plane = [Float](repeating: 0, count: pixels)
-        for b in bands.indices {
-            let scale = 1 / (reflectanceDivisor * stds[b]), shift = means[b] / stds[b]
-            for p in 0..<pixels { plane[p] = valid[p] == 1 ? raw[b * pixels + p] * scale - shift : 0 }
-            normalised.withUnsafeMutableBufferPointer { out in
-                let dst = out.baseAddress! + b * window * window
-                if source.width == window && source.height == window {
-                    dst.update(from: plane, count: pixels)
-                } else {
-                    Padding.reflect(plane, height: source.height, width: source.width, top: 0, left: 0,
-                                    into: dst, outHeight: window, outWidth: window)
+        var raw = [Float](repeating: 0, count: bands.count * pixels)
+        if let wholeScene {
+            let width = raster.width, height = raster.height
+            wholeScene.withUnsafeBufferPointer { scene in
+                raw.withUnsafeMutableBufferPointer { out in
+                    for b in bands.indices {
+                        for row in 0..<source.height {
+                            (out.baseAddress! + (b * source.height + row) * source.width).update(
+                                from: scene.baseAddress! + (b * height + source.y + row) * width + source.x, count: source.width)
+                        }
+                    }
+                }
+            }
+        } else {
+            try raw.withUnsafeMutableBufferPointer { try raster.read(bands: bands, window: source, into: $0) }
+        }
+        var valid = [UInt8](repeating: 1, count: pixels)
+        var validCount = pixels
+        let fitsWindow = source.width == window && source.height == window
+        // Normalised planes of the window; written in place over `raw` when no padding is needed.
+        var normalised = fitsWindow ? [] : [Float](repeating: 0, count: bands.count * window * window)
+        raw.withUnsafeMutableBufferPointer { raw in
+            valid.withUnsafeMutableBufferPointer { valid in
+                for b in bands.indices {
+                    let plane = raw.baseAddress! + b * pixels
+                    if let marker = nodata[b].map(Float.init) {
+                        for p in 0..<pixels where plane[p] == marker || plane[p].isNaN { valid[p] = 0 }
+                    } else {
+                        for p in 0..<pixels where plane[p].isNaN { valid[p] = 0 }
+                    }
+                }
+                validCount = valid.reduce(0) { $0 + Int($1) }
+                for b in bands.indices {
+                    let plane = raw.baseAddress! + b * pixels
+                    let scale = 1 / (reflectanceDivisor * stds[b]), shift = means[b] / stds[b]
+                    for p in 0..<pixels { plane[p] = valid[p] == 1 ? plane[p] * scale - shift : 0 }
                 }
             }
         }
+        if !fitsWindow {
+            raw.withUnsafeBufferPointer { raw in
+                normalised.withUnsafeMutableBufferPointer { out in
+                    for b in bands.indices {
+                        Padding.reflect(raw.baseAddress! + b * pixels, height: source.height, width: source.width, top: 0, left: 0,
+                                        into: out.baseAddress! + b * window * window, outHeight: window, outWidth: window)
+                    }
+                }
+            }
+        } else {
+            normalised = raw
+        }
         guard window != size else { return TileInput(pixels: normalised, valid: valid, validCount: validCount) }
         var resized = [Float](repeating: 0, count: bands.count * size * size)
-        for b in bands.indices {
-            normalised.withUnsafeBufferPointer { src in
-                resized.withUnsafeMutableBufferPointer { dst in
+        normalised.withUnsafeBufferPointer { src in
+            resized.withUnsafeMutableBufferPointer { dst in
+                for b in bands.indices {
                     Resampling.bilinear(src.baseAddress! + b * window * window, inHeight: window, inWidth: window, channels: 1,
                                         into: dst.baseAddress! + b * size * size, outHeight: size, outWidth: size, alignCorners: false)
                 }

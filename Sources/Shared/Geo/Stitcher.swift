@@ -79,21 +79,28 @@ public final class Stitcher {
     }
 
     private func accumulate(_ tile: TilePlan.Tile, logits: [Float], tileValid: [UInt8]?) {
-        let n = plan.window, s = tile.source
+        let n = plan.window, s = tile.source, width = self.width, capacity = capacityRows * width
         precondition(s.y >= baseRow && s.y + s.height - baseRow <= capacityRows, "stitcher window overflow")
         logits.withUnsafeBufferPointer { l in
-            for row in 0..<s.height {
-                let wy = weights[row]
-                let accRow = (s.y + row - baseRow) * width + s.x
-                for col in 0..<s.width {
-                    let w = wy * weights[col]
-                    weightSums[accRow + col] += w
-                    if let tileValid, tileValid[row * s.width + col] == 0 { valid[accRow + col] = 0 }
-                }
-                for k in 0..<classes {
-                    let src = l.baseAddress! + (k * n + row) * n
-                    let dst = k * capacityRows * width + accRow
-                    for col in 0..<s.width { sums[dst + col] += wy * weights[col] * src[col] }
+            weights.withUnsafeBufferPointer { w in
+                sums.withUnsafeMutableBufferPointer { sums in
+                    weightSums.withUnsafeMutableBufferPointer { weightSums in
+                        valid.withUnsafeMutableBufferPointer { valid in
+                            for row in 0..<s.height {
+                                let wy = w[row]
+                                let accRow = (s.y + row - baseRow) * width + s.x
+                                for col in 0..<s.width { weightSums[accRow + col] += wy * w[col] }
+                                if let tileValid {
+                                    for col in 0..<s.width where tileValid[row * s.width + col] == 0 { valid[accRow + col] = 0 }
+                                }
+                                for k in 0..<classes {
+                                    let src = l.baseAddress! + (k * n + row) * n
+                                    let dst = sums.baseAddress! + k * capacity + accRow
+                                    for col in 0..<s.width { dst[col] += wy * w[col] * src[col] }
+                                }
+                            }
+                        }
+                    }
                 }
             }
         }

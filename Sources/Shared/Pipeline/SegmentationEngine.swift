@@ -38,6 +38,8 @@ public final class SegmentationEngine: @unchecked Sendable {
         let submission: Submission
         let started: Double
         var computeSeconds = 0.0
+        var firstSent: Double?
+        var lastResult: Double?
         init(job: SegmentationJob, submission: Submission) { self.job = job; self.submission = submission; started = monotonicSeconds() }
     }
 
@@ -125,6 +127,9 @@ public final class SegmentationEngine: @unchecked Sendable {
             guard let entry = running[id] else { return }
             do {
                 try entry.job.finish()
+                let s = entry.submission.submitted
+                func ms(_ t: Double?) -> String { t.map { String(format: "%.1f", ($0 - s) * 1e3) } ?? "-" }
+                logger.debug("job \(id) (ms since submission): opened \(ms(entry.started)), first tile sent \(ms(entry.firstSent)), last result \(ms(entry.lastResult)), written \(ms(monotonicSeconds())); compute \(String(format: "%.1f", entry.computeSeconds * 1e3))")
                 let now = monotonicSeconds()
                 finish(id, .success(JobReport(tiles: entry.job.plan.count, computed: entry.job.tilesComputed, skipped: entry.job.tilesSkipped,
                                               seconds: now - entry.submission.submitted, computeSeconds: entry.computeSeconds,
@@ -188,6 +193,7 @@ public final class SegmentationEngine: @unchecked Sendable {
                     }
                     if tiles.isEmpty { scheduler.retireJob(slot.job); if entry.job.isComplete { complete(slot.job) }; continue }
                     try executor.send(tiles, to: slot.worker)
+                    if entry.firstSent == nil { entry.firstSent = monotonicSeconds() }
                     for tile in tiles { scheduler.assigned(.init(worker: slot.worker, job: slot.job, tile: Int(tile.tile))) }
                 }
                 // Jobs whose every tile was nodata (nothing to send) are complete already.
@@ -203,6 +209,7 @@ public final class SegmentationEngine: @unchecked Sendable {
                         observer?.tileComputed(worker: worker, seconds: result.computeSeconds)
                         guard let entry = running[result.job] else { continue }  // its job failed or was cancelled
                         entry.computeSeconds += result.computeSeconds
+                        entry.lastResult = monotonicSeconds()
                         do {
                             try entry.job.accept(result)
                             if entry.job.isComplete { complete(result.job) }

@@ -77,6 +77,10 @@ public struct PoolingResponse: Sendable {
     /// Absolute path or base64 GeoTIFF.
     public var output: String
 
+    public init(requestID: String, createdAt: Int, outputFormat: PoolingRequest.OutputFormat, output: String) {
+        self.requestID = requestID; self.createdAt = createdAt; self.outputFormat = outputFormat; self.output = output
+    }
+
     public var json: Data {
         let body: [String: Any] = [
             "request_id": requestID,

@@ -10,6 +10,10 @@ public struct Backoff {
     public static let defaultMaxSleepMicroseconds: UInt32 =
         ProcessInfo.processInfo.environment["PRITHVI_POLL_MAX_US"].flatMap { UInt32($0) } ?? 2_000
 
+    /// The cap while a reply is expected soon (tiles in flight, a send completing): a quarter
+    /// millisecond, i.e. ~4000 cheap wake-ups a second, only while work is under way.
+    public static var busy: Backoff { Backoff(maxSleepMicroseconds: min(250, defaultMaxSleepMicroseconds)) }
+
     public init(maxSleepMicroseconds: UInt32 = Backoff.defaultMaxSleepMicroseconds) {
         self.maxSleepMicroseconds = maxSleepMicroseconds
     }

@@ -11,10 +11,15 @@ public enum Padding {
             if k < 0 { k += period }
             return k < n ? k : period - k
         }
+        // Source column of every output column, computed once; the image's own columns are one run.
+        let columns = (0..<outWidth).map { mirror($0 - left, w) }
+        let runStart = max(0, left), runEnd = min(outWidth, left + w)
         for row in 0..<outHeight {
             let sourceRow = src + mirror(row - top, h) * w
             let out = dst + row * outWidth
-            for col in 0..<outWidth { out[col] = sourceRow[mirror(col - left, w)] }
+            for col in 0..<runStart { out[col] = sourceRow[columns[col]] }
+            if runEnd > runStart { (out + runStart).update(from: sourceRow + (runStart - left), count: runEnd - runStart) }
+            for col in max(runEnd, 0)..<outWidth { out[col] = sourceRow[columns[col]] }
         }
     }
 }

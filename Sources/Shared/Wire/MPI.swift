@@ -83,7 +83,7 @@ public final class MPIWorld: @unchecked Sendable {
     /// Sends and waits (politely) until the buffer has left this process.
     public func send(_ bytes: [UInt8], to destination: Int, tag: Int32, timeout: Double? = nil) throws {
         let request = try startSend(bytes, to: destination, tag: tag)
-        var backoff = Backoff()
+        var backoff = Backoff.busy
         let deadline = timeout.map { monotonicSeconds() + $0 }
         while try !request.test() {
             if let deadline, monotonicSeconds() > deadline {

@@ -62,7 +62,7 @@ public final class MPIExecutor: TileExecutor {
     }
 
     public func poll(timeout: Double) throws -> [TileOutcome] {
-        var backoff = Backoff()
+        var backoff = Backoff.busy
         let deadline = monotonicSeconds() + timeout
         while true {
             sends = try sends.filter { try !$0.test() }
