@@ -1,6 +1,8 @@
 #ifndef PRITHVI_CMPICH_SHIM_H
 #define PRITHVI_CMPICH_SHIM_H
 #include <mpi.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 // MPICH defines its handles and sentinels as cast macros, which Swift cannot import.
 static inline MPI_Comm shim_comm_world(void) { return MPI_COMM_WORLD; }
@@ -13,4 +15,7 @@ static inline int shim_any_source(void) { return MPI_ANY_SOURCE; }
 static inline int shim_any_tag(void) { return MPI_ANY_TAG; }
 static inline int shim_max_processor_name(void) { return MPI_MAX_PROCESSOR_NAME; }
 static inline int shim_max_error_string(void) { return MPI_MAX_ERROR_STRING; }
+
+// The calling thread's kernel id (for /proc/self/task/TID), which Glibc's Swift overlay lacks.
+static inline int shim_thread_id(void) { return (int)syscall(SYS_gettid); }
 #endif

@@ -17,6 +17,11 @@ final class MPISession {
             world.abort(code: ExitStatus.usage)
         }
         self.world = world
+        if let problem = LaunchCheck.singletonProblem(worldSize: world.size) {
+            logger.critical("\(problem)")
+            world.finalize()
+            exit(ExitStatus.usage)
+        }
         do {
             workers = try Handshake.gatherWorkers(world: world, timeout: handshakeTimeout)
         } catch {
@@ -27,9 +32,14 @@ final class MPISession {
         logger.info("MPI world: \(world.size) ranks (coordinator on \(world.processorName), \(workers.count) tile workers on \(hosts.count) host(s)), \(world.threadLevel)")
     }
 
-    /// Releases the workers and finalises MPI.
-    func finish(reason: String) {
-        Handshake.releaseWorkers(world: world, reason: reason)
-        world.finalize()
+    /// Releases the workers and finalises MPI; a worker that does not answer ends the job with
+    /// MPI_Abort instead (finalising would wait for it forever).
+    func finish(reason: String, status: Int32 = 0) {
+        guard Handshake.releaseWorkers(world: world, reason: reason) else {
+            logger.error("a tile worker did not answer the shutdown; ending the job")
+            world.abort(code: status == 0 ? ExitStatus.internalError : status)
+        }
+        let logger = self.logger
+        world.finalize(status: status, log: { logger.warning("\($0)") })
     }
 }

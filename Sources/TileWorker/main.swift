@@ -19,14 +19,18 @@ ConsoleLogHandler.bootstrap(label: "tileworker \(world.rank)@\(world.processorNa
 let logger = Logger(label: "tileworker")
 
 guard world.rank != 0 else {
-    logger.critical("tileworker started as rank 0; rank 0 must be the coordinator: mpirun -np 1 coordinator … : -np N tileworker")
+    if let problem = LaunchCheck.singletonProblem(worldSize: world.size) {
+        logger.critical("\(problem)")
+    } else {
+        logger.critical("tileworker started as rank 0; rank 0 must be the coordinator: mpirun -np 1 coordinator … : -np N tileworker")
+    }
     world.abort(code: 64)
 }
 
 do {
     let loop = WorkerLoop(world: world, logger: logger, load: TileWorkerModel.load)
     try loop.run()
-    world.finalize()
+    world.finalize(log: { logger.warning("\($0)") })
     exit(0)
 } catch {
     logger.critical("\(error)")

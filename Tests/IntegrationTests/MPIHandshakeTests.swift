@@ -58,3 +58,18 @@ import TestSupport
         #expect(job.output.contains("BAD TERMINATION") || job.output.contains("rank 2"), "\(job.output)")
     }
 }
+
+@Suite struct LaunchCheckIntegrationTests {
+    /// srun without PMI starts N singletons: each must stop, not run its own copy of the job.
+    @Test func singletonsStartedByAMultiTaskLauncherStop() throws {
+        for (variable, value) in [("SLURM_STEP_NUM_TASKS", "3"), ("OMPI_COMM_WORLD_SIZE", "2")] {
+            var environment = [variable: value]
+            if variable.hasPrefix("SLURM") { environment["SLURM_PROCID"] = "1" }
+            let (status, output) = try runCommand(product("coordinator"), ["world"], timeout: 60, environment: environment)
+            #expect(status == 64, "\(output)")
+            #expect(output.contains("MPI sees a world of 1"), "\(output)")
+            let (workerStatus, workerOutput) = try runCommand(product("tileworker"), [], timeout: 60, environment: environment)
+            #expect(workerStatus != 0 && workerOutput.contains("MPI sees a world of 1"), "\(workerOutput)")
+        }
+    }
+}

@@ -1,3 +1,4 @@
+import Foundation
 import Shared
 import Testing
 
@@ -100,5 +101,73 @@ import Testing
             WorkerInfo(rank: 7, host: "b", pid: 7, threads: 2), WorkerInfo(rank: 8, host: "c", pid: 8, threads: 16),
         ]
         #expect(MPIExecutor.defaultThreads(for: workers) == [1: 8, 2: 8, 3: 8, 4: 8, 5: 1, 6: 1, 7: 1, 8: 16])
+    }
+}
+
+@Suite struct LaunchCheckTests {
+    @Test func singletonsUnderAMultiTaskLauncherAreCaught() {
+        #expect(LaunchCheck.singletonProblem(worldSize: 1, environment: ["SLURM_STEP_NUM_TASKS": "4", "SLURM_PROCID": "2"])?.contains("srun started 4 tasks") == true)
+        #expect(LaunchCheck.singletonProblem(worldSize: 1, environment: ["OMPI_COMM_WORLD_SIZE": "3"])?.contains("Open MPI") == true)
+        #expect(LaunchCheck.singletonProblem(worldSize: 1, environment: ["PMI_SIZE": "2"]) != nil)
+        // A batch script's own shell (SLURM_NTASKS without a task id), a real world, a single task: fine.
+        #expect(LaunchCheck.singletonProblem(worldSize: 1, environment: ["SLURM_NTASKS": "8"]) == nil)
+        #expect(LaunchCheck.singletonProblem(worldSize: 5, environment: ["SLURM_STEP_NUM_TASKS": "5", "SLURM_PROCID": "0"]) == nil)
+        #expect(LaunchCheck.singletonProblem(worldSize: 1, environment: ["PMI_SIZE": "1"]) == nil)
+    }
+}
+
+@Suite struct FinalizeWatchdogTests {
+    private func socketPair() -> (Int32, Int32) {
+        var fds: [Int32] = [0, 0]
+        precondition(socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0, &fds) == 0)
+        return (fds[0], fds[1])
+    }
+
+    /// A rank waiting in the PMI barrier is blocked in read(PMI_FD); the watchdog must see that
+    /// (and leave the socket to it), and must not mistake a busy thread for it.
+    @Test func aThreadBlockedReadingTheSocketIsRecognised() throws {
+        let (mine, theirs) = socketPair()
+        defer { close(mine); close(theirs) }
+        let started = DispatchSemaphore(value: 0)
+        let tid = LockedBox<Int32>(0)
+        Thread.detachNewThread {
+            tid.value = FinalizeWatchdog.currentThreadID()
+            started.signal()
+            var byte: UInt8 = 0
+            _ = read(mine, &byte, 1)
+        }
+        started.wait()
+        usleep(100_000)
+        #expect(FinalizeWatchdog.isReading(thread: tid.value, socket: mine))
+        #expect(!FinalizeWatchdog.isReading(thread: tid.value, socket: theirs))
+        #expect(!FinalizeWatchdog.isReading(thread: FinalizeWatchdog.currentThreadID(), socket: mine))
+        var byte: UInt8 = 1
+        _ = write(theirs, &byte, 1)
+    }
+
+    @Test func pmiCommandsWaitForTheirAnswer() throws {
+        let (mine, theirs) = socketPair()
+        defer { close(mine); close(theirs) }
+        Thread.detachNewThread {
+            var buffer = [UInt8](repeating: 0, count: 64)
+            let count = read(theirs, &buffer, buffer.count)
+            let request = String(decoding: buffer.prefix(max(count, 0)), as: UTF8.self)
+            let answer = request == "cmd=barrier_in\n" ? "cmd=other\ncmd=barrier_out\n" : "cmd=wrong\n"
+            _ = answer.utf8CString.withUnsafeBufferPointer { write(theirs, $0.baseAddress, $0.count - 1) }
+        }
+        #expect(PMIWire(fd: mine).command("cmd=barrier_in\n", awaiting: "barrier_out", timeout: 5))
+        // Nobody answers: false after the timeout, not a hang.
+        #expect(!PMIWire(fd: mine).command("cmd=finalize\n", awaiting: "finalize_ack", timeout: 0.2))
+    }
+}
+
+/// A value shared with a helper thread in a test.
+final class LockedBox<Value>: @unchecked Sendable {
+    private let lock = NSLock()
+    private var stored: Value
+    init(_ value: Value) { stored = value }
+    var value: Value {
+        get { lock.lock(); defer { lock.unlock() }; return stored }
+        set { lock.lock(); defer { lock.unlock() }; stored = newValue }
     }
 }

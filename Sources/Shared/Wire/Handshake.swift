@@ -32,11 +32,28 @@ public enum Handshake {
         return workers.values.sorted { $0.rank < $1.rank }
     }
 
-    /// Tells every worker to exit. Bounded in time so that a dead worker cannot hang the coordinator.
-    public static func releaseWorkers(world: MPIWorld, reason: String, timeout: Double = 10) {
-        let requests = (1..<max(world.size, 1)).compactMap { try? world.startSend(.shutdown(reason: reason), to: $0) }
-        var backoff = Backoff()
+    /// Tells every worker to exit and waits for each to acknowledge, receiving and dropping
+    /// whatever results are still on their way (a worker blocked sending one would otherwise never
+    /// read its shutdown, and MPI_Finalize would wait for it forever). Bounded in time; false when
+    /// some worker did not answer (then the job must end with `abort`, not `finalize`).
+    @discardableResult
+    public static func releaseWorkers(world: MPIWorld, reason: String, timeout: Double = 15) -> Bool {
+        guard world.size > 1 else { return true }
+        var requests = (1..<world.size).compactMap { try? world.startSend(.shutdown(reason: reason), to: $0) }
+        var pending = Set(1..<world.size)
+        var backoff = Backoff.busy
         let deadline = monotonicSeconds() + timeout
-        while requests.contains(where: { !((try? $0.test()) ?? true) }), monotonicSeconds() < deadline { backoff.wait() }
+        // Also until our own shutdown sends have completed locally, so none is cancelled in flight.
+        while !pending.isEmpty || !requests.isEmpty, monotonicSeconds() < deadline {
+            requests = requests.filter { !((try? $0.test()) ?? true) }
+            if pending.isEmpty { backoff.wait(); continue }
+            if let (source, message) = try? world.receiveMessageIfAvailable() {
+                if case .shutdown = message { pending.remove(source) }
+                backoff.reset()
+                continue
+            }
+            backoff.wait()
+        }
+        return pending.isEmpty
     }
 }

@@ -128,10 +128,14 @@ public final class MPIWorld: @unchecked Sendable {
         exit(code)
     }
 
-    public func finalize() {
+    /// Finalises MPI; bounded by `FinalizeWatchdog` (after `timeout` seconds the process ends with
+    /// `status`, telling the process manager it finished) since MPI_Finalize can hang over TCP.
+    public func finalize(status: Int32 = 0, timeout: Double = FinalizeWatchdog.timeout(fallback: 10),
+                         log: @escaping @Sendable (String) -> Void = { FileHandle.standardError.write(Data(("WARNING " + $0 + "\n").utf8)) }) {
         guard !finalized else { return }
         finalized = true
-        MPI_Finalize()
+        guard size > 1 else { MPI_Finalize(); return }
+        FinalizeWatchdog.run(timeout: timeout, status: status, log: log) { _ = MPI_Finalize() }
     }
 }
 

@@ -20,7 +20,7 @@ public final class MPIExecutor: TileExecutor {
 
     public func describe(worker: Int) -> String {
         guard let info = workers.first(where: { $0.rank == worker }) else { return "rank \(worker)" }
-        return "rank \(info.rank) on \(info.host) (\(info.threads) BLAS threads)"
+        return "rank \(info.rank) on \(info.host) (pid \(info.pid), \(info.threads) BLAS threads)"
     }
 
     /// BLAS threads for each worker when none are asked for: the cores a worker's host reported

@@ -68,6 +68,8 @@ public final class WorkerLoop {
         switch message {
         case .shutdown(let reason):
             logger.debug("shutdown: \(reason)")
+            // Acknowledge, so the coordinator knows no result of ours is still on its way.
+            try world.send(.shutdown(reason: "done"), to: source, timeout: 10)
             return false
         case .setup(let setup):
             let start = monotonicSeconds()
