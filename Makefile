@@ -11,10 +11,12 @@ deps:
 build: deps
 	$(SWIFT) build -c release
 
-# Unit and integration tests, in release mode (numerical kernels and real MPI jobs run at speed).
+# Unit and integration tests, in release mode (numerical kernels and real MPI jobs run at speed),
+# then a real multi-host run over network namespaces (skipped, saying why, when not root).
 test: deps
 	$(SWIFT) build -c release --build-tests
 	$(SWIFT) test -c release --skip-build
+	cluster/multihost-test.sh
 
 # A real segmentation under mpirun of a generated scene (scripts/demo.sh says which model).
 demo: build
