@@ -15,6 +15,10 @@ struct SegmentCommand: ParsableCommand {
           mpirun -np 1 coordinator segment MODEL scene.tif mask.tif : -np 2 tileworker
           coordinator segment MODEL scene.tif mask.tif        # in-process
 
+        A journal beside OUT (.OUT.journal, with the partial .OUT.partial.tif) records every strip
+        written; after a crash (a worker killed, a node lost, a time limit) the same command with
+        --resume continues where it stopped and gives a mask identical to an uninterrupted run.
+
         Exit status: 0 done, 64 usage, 65 bad input (raster, bands, model), 66 input missing,
         70 a tile or worker failed, 73 output cannot be created.
         """
@@ -53,6 +57,9 @@ struct SegmentCommand: ParsableCommand {
     @Option(help: "Tiles per forward pass: consecutive tiles in plan order are grouped (larger GEMMs, more worker memory). Results depend on it in the last bits.")
     var batch: Int = 1
 
+    @Flag(help: "Continue an interrupted run from its journal beside OUT.")
+    var resume = false
+
     @Flag(help: "No progress line.")
     var quiet = false
 
@@ -90,11 +97,12 @@ struct SegmentCommand: ParsableCommand {
         options.scale = scale
         options.output = OutputKind(rawValue: outputKind)!
         options.creationOptions = creationOptions
+        options.batch = batch
 
         let session = try MPISession(logger: logger, handshakeTimeout: 120)
         func stop(_ message: Any, status: Int32) -> Never {
             logger.error("\(message)")
-            session.finish(reason: "segment failed")
+            session.finish(reason: "segment failed", status: status)
             Foundation.exit(status)
         }
 
@@ -116,9 +124,16 @@ struct SegmentCommand: ParsableCommand {
         }
         guard FileManager.default.fileExists(atPath: input) else { stop("\(input): no such file", status: ExitStatus.noInput) }
 
+        let journalPath = SegmentJournal.paths(for: output).journal
+        if !resume, FileManager.default.fileExists(atPath: journalPath) {
+            logger.warning("\(journalPath) holds an interrupted run; starting over (add --resume to continue it instead)")
+        }
         let job: SegmentationJob
         do {
-            job = try SegmentationJob(id: 1, input: input, output: output, config: config, options: options)
+            job = try SegmentationJob(id: 1, input: input, output: output, config: config, options: options,
+                                      journal: resume ? .resume(model: modelDirectory) : .start(model: modelDirectory))
+        } catch let error as SegmentationFailure {
+            stop(error, status: ExitStatus.noInput)
         } catch let error as OutputError {
             stop(error, status: ExitStatus.cannotCreateOutput)
         } catch {
@@ -128,6 +143,9 @@ struct SegmentCommand: ParsableCommand {
             logger.warning("\(input) has no CRS or geotransform: the output will have none either")
         }
         let plan = job.plan
+        if resume {
+            logger.info("resuming: \(job.journaledGridRows) of \(plan.rows) grid rows were written; \(plan.count - job.tilesResumed) tiles to go")
+        }
         logger.info("\(input): \(plan.sceneWidth)×\(plan.sceneHeight), bands \(options.bands), reflectance ÷\(Int(job.reader.reflectanceDivisor)); \(plan.count) tiles of \(plan.tileSize) px covering \(plan.window) source px (scale \(String(format: "%.4g", plan.scale)), stride \(plan.stride))")
 
         let executor: TileExecutor
@@ -162,15 +180,20 @@ struct SegmentCommand: ParsableCommand {
             }
         } catch let error as OutputError {
             reporter.done()
-            job.abort()
-            stop(error, status: ExitStatus.cannotCreateOutput)
+            job.abort(keepProgress: true)
+            stop("\(error)\n\(resumeHint(job))", status: ExitStatus.cannotCreateOutput)
         } catch {
             reporter.done()
-            job.abort()
-            stop(error, status: ExitStatus.internalError)
+            job.abort(keepProgress: true)
+            stop("\(error)\n\(resumeHint(job))", status: ExitStatus.internalError)
         }
         session.finish(reason: "segment done")
     }
+}
+
+/// What a failed run leaves for `--resume`.
+func resumeHint(_ job: SegmentationJob) -> String {
+    "\(job.journaledGridRows) of \(job.plan.rows) grid rows are saved in \(job.journalPath ?? "the journal"); run the same command with --resume to continue"
 }
 
 /// The progress line on stderr: rewritten in place on a terminal, a line every few seconds otherwise.

@@ -99,7 +99,7 @@ struct ServeCommand: ParsableCommand {
         let session = try MPISession(logger: logger, handshakeTimeout: 120)
         func stop(_ message: Any, status: Int32) -> Never {
             logger.error("\(message)")
-            session.finish(reason: "serve failed")
+            session.finish(reason: "serve failed", status: status)
             Foundation.exit(status)
         }
         let modelDirectory: String

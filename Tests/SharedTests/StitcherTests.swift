@@ -47,7 +47,7 @@ import TestSupport
     @Test func consistentTilesBlendToTheSameValuesWithoutSeams() throws {
         let plan = try TilePlan(sceneWidth: 500, sceneHeight: 430, tileSize: 224, stride: 192)
         let canvas = Canvas(width: 500, height: 430, bands: 2)
-        let stitcher = Stitcher(plan: plan, classes: 2, kind: .logits) { try canvas.sink($0, $1, $2, $3) }
+        let stitcher = Stitcher(plan: plan, classes: 2, kind: .logits) { first, rows, floats, bytes, _ in try canvas.sink(first, rows, floats, bytes) }
         for index in 0..<plan.count { try stitcher.add(tile: index, logits: Self.tileLogits(plan, index, classes: 2), valid: nil) }
         #expect(stitcher.isComplete)
         var worst: Float = 0
@@ -64,7 +64,7 @@ import TestSupport
         let plan = try TilePlan(sceneWidth: 600, sceneHeight: 500, tileSize: 224, stride: 160)
         func run(_ order: [Int]) throws -> [Float] {
             let canvas = Canvas(width: 600, height: 500, bands: 2)
-            let stitcher = Stitcher(plan: plan, classes: 2, kind: .probabilities) { try canvas.sink($0, $1, $2, $3) }
+            let stitcher = Stitcher(plan: plan, classes: 2, kind: .probabilities) { first, rows, floats, bytes, _ in try canvas.sink(first, rows, floats, bytes) }
             for index in order {
                 try stitcher.add(tile: index, logits: Self.tileLogits(plan, index, classes: 2, perTileOffset: true), valid: nil)
             }
@@ -80,7 +80,7 @@ import TestSupport
     @Test func stripsAreEmittedAsGridRowsComplete() throws {
         let plan = try TilePlan(sceneWidth: 300, sceneHeight: 600, tileSize: 224, stride: 192)
         let canvas = Canvas(width: 300, height: 600, bands: 1)
-        let stitcher = Stitcher(plan: plan, classes: 2, kind: .mask) { try canvas.sink($0, $1, $2, $3) }
+        let stitcher = Stitcher(plan: plan, classes: 2, kind: .mask) { first, rows, floats, bytes, _ in try canvas.sink(first, rows, floats, bytes) }
         #expect(plan.columns == 2)
         try stitcher.add(tile: 0, logits: Self.tileLogits(plan, 0, classes: 2), valid: nil)
         #expect(canvas.strips.isEmpty)
@@ -99,7 +99,7 @@ import TestSupport
     @Test func nodataPixelsAndSkippedTilesStayNodata() throws {
         let plan = try TilePlan(sceneWidth: 448, sceneHeight: 224, tileSize: 224, stride: 224)
         let canvas = Canvas(width: 448, height: 224, bands: 1)
-        let stitcher = Stitcher(plan: plan, classes: 2, kind: .mask) { try canvas.sink($0, $1, $2, $3) }
+        let stitcher = Stitcher(plan: plan, classes: 2, kind: .mask) { first, rows, floats, bytes, _ in try canvas.sink(first, rows, floats, bytes) }
         var valid = [UInt8](repeating: 1, count: 224 * 224)
         valid[5 * 224 + 7] = 0
         // Class 1 (water) everywhere in tile 0.
@@ -114,7 +114,7 @@ import TestSupport
     @Test func probabilitiesAreASoftmax() throws {
         let plan = try TilePlan(sceneWidth: 224, sceneHeight: 224)
         let canvas = Canvas(width: 224, height: 224, bands: 3)
-        let stitcher = Stitcher(plan: plan, classes: 3, kind: .probabilities) { try canvas.sink($0, $1, $2, $3) }
+        let stitcher = Stitcher(plan: plan, classes: 3, kind: .probabilities) { first, rows, floats, bytes, _ in try canvas.sink(first, rows, floats, bytes) }
         let logits = [Float](repeating: 0, count: 224 * 224) + [Float](repeating: 1, count: 224 * 224) + [Float](repeating: 2, count: 224 * 224)
         try stitcher.add(tile: 0, logits: logits, valid: nil)
         let plane = 224 * 224
@@ -130,7 +130,7 @@ import TestSupport
     @Test func disagreeingTilesBlendWithoutSteps() throws {
         let plan = try TilePlan(sceneWidth: 800, sceneHeight: 224, tileSize: 224, stride: 192)
         let canvas = StitcherTests.Canvas(width: 800, height: 224, bands: 1)
-        let stitcher = Stitcher(plan: plan, classes: 1, kind: .logits) { try canvas.sink($0, $1, $2, $3) }
+        let stitcher = Stitcher(plan: plan, classes: 1, kind: .logits) { first, rows, floats, bytes, _ in try canvas.sink(first, rows, floats, bytes) }
         for index in 0..<plan.count {
             // Tile k predicts the constant k: a hard cut would step by 1 at each boundary.
             try stitcher.add(tile: index, logits: [Float](repeating: Float(index), count: 224 * 224), valid: nil)
@@ -140,5 +140,38 @@ import TestSupport
         // Across a 32-pixel overlap the change of 1 is spread: no single step above a tenth of it.
         #expect(jumps.max()! < 0.1, "largest step \(jumps.max()!)")
         #expect(abs(canvas.floats[row * 800 + 100] - 0) < 1e-6 && abs(canvas.floats[row * 800 + 700] - Float(plan.count - 1)) < 1e-6)
+    }
+}
+
+@Suite struct StitcherResumeTests {
+    /// Interrupting after any grid row and resuming gives the uninterrupted bytes, also when
+    /// windows overlap several grid rows (small strides).
+    @Test(arguments: [192, 96])
+    func resumingAfterAnyGridRowGivesTheSameOutput(stride: Int) throws {
+        let plan = try TilePlan(sceneWidth: 500, sceneHeight: 700, tileSize: 224, stride: stride, scale: 8.0 / 7.0)
+        func run(from start: Int, skipping skip: Int, into canvas: StitcherTests.Canvas) throws {
+            let stitcher = Stitcher(plan: plan, classes: 2, kind: .probabilities, startGridRow: start, skipStripsThrough: skip) {
+                first, rows, floats, bytes, _ in try canvas.sink(first, rows, floats, bytes)
+            }
+            for index in (start * plan.columns)..<plan.count {
+                try stitcher.add(tile: index, logits: StitcherTests.tileLogits(plan, index, classes: 2, perTileOffset: true), valid: nil)
+            }
+            #expect(stitcher.isComplete)
+        }
+        let whole = StitcherTests.Canvas(width: 500, height: 700, bands: 2)
+        try run(from: 0, skipping: -1, into: whole)
+        for written in 0..<(plan.rows - 1) {
+            // The interrupted run wrote strips through grid row `written`; the resumed one the rest.
+            let canvas = StitcherTests.Canvas(width: 500, height: 700, bands: 2)
+            let upTo = plan.rowsFinal(afterGridRow: written)
+            for band in 0..<2 {
+                for i in 0..<(upTo * 500) { canvas.floats[band * 700 * 500 + i] = whole.floats[band * 700 * 500 + i] }
+            }
+            let start = Stitcher.resumeGridRow(plan, after: written)
+            #expect(start <= written)
+            try run(from: start, skipping: written, into: canvas)
+            #expect(canvas.strips.allSatisfy { $0.0 >= upTo }, "rows already written are not written again")
+            #expect(canvas.floats.elementsEqual(whole.floats) { $0 == $1 || ($0.isNaN && $1.isNaN) }, "resumed after grid row \(written)")
+        }
     }
 }

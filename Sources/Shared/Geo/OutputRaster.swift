@@ -18,26 +18,23 @@ public final class OutputRaster {
     /// Default GeoTIFF creation options; user options with the same key replace them.
     public static let defaultOptions = ["COMPRESS=LZW", "TILED=YES", "BLOCKXSIZE=256", "BLOCKYSIZE=256", "BIGTIFF=IF_SAFER"]
 
+    /// Creates the output under `temporaryPath` (default: a hidden per-process name beside `path`).
     public init(
         path: String, width: Int, height: Int, bands: Int, type: RasterDataType,
-        geoTransform: GeoTransform?, projectionWKT: String?, nodata: Double, creationOptions: [String] = []
+        geoTransform: GeoTransform?, projectionWKT: String?, nodata: Double, creationOptions: [String] = [],
+        temporaryPath: String? = nil
     ) throws {
         let url = URL(fileURLWithPath: path)
-        let directory = url.deletingLastPathComponent().path
-        var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory), isDirectory.boolValue else {
-            throw OutputError("\(path): the output directory \(directory) does not exist")
-        }
-        guard access(directory, W_OK) == 0 else { throw OutputError("\(path): the output directory \(directory) is not writable") }
+        let directory = try Self.checkDirectory(of: path)
         finalPath = path
-        temporaryPath = directory + "/." + url.lastPathComponent + ".partial-\(getpid()).tif"
+        self.temporaryPath = temporaryPath ?? directory + "/." + url.lastPathComponent + ".partial-\(getpid()).tif"
         self.bands = bands
         self.width = width
         let userKeys = Set(creationOptions.map { $0.split(separator: "=", maxSplits: 1).first.map(String.init)?.uppercased() ?? "" })
         let options = Self.defaultOptions.filter { !userKeys.contains(String($0.split(separator: "=")[0])) } + creationOptions
         let created: RasterDataset
         do {
-            created = try RasterDataset.create(temporaryPath, width: width, height: height, bands: bands, type: type, options: options)
+            created = try RasterDataset.create(self.temporaryPath, width: width, height: height, bands: bands, type: type, options: options)
         } catch {
             throw OutputError("\(path): \(error)")
         }
@@ -50,6 +47,17 @@ public final class OutputRaster {
             discard()
             throw error
         }
+    }
+
+    /// The output's directory, which must exist and be writable.
+    static func checkDirectory(of path: String) throws -> String {
+        let directory = URL(fileURLWithPath: path).deletingLastPathComponent().path
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory), isDirectory.boolValue else {
+            throw OutputError("\(path): the output directory \(directory) does not exist")
+        }
+        guard access(directory, W_OK) == 0 else { throw OutputError("\(path): the output directory \(directory) is not writable") }
+        return directory
     }
 
     /// Writes `rows` rows from `firstRow`: planar floats [bands × rows × width] or mask bytes.

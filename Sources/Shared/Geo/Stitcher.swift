@@ -22,9 +22,10 @@ public final class Stitcher {
     public let classes: Int
     public let kind: OutputKind
     /// Receives finished rows: (first row, row count, planar values [bands × rows × width]) for
-    /// float outputs, or bytes [rows × width] for masks.
-    public typealias StripSink = (_ firstRow: Int, _ rows: Int, _ floats: [Float]?, _ bytes: [UInt8]?) throws -> Void
+    /// float outputs, or bytes [rows × width] for masks, and the grid row that completed them.
+    public typealias StripSink = (_ firstRow: Int, _ rows: Int, _ floats: [Float]?, _ bytes: [UInt8]?, _ gridRow: Int) throws -> Void
     private let sink: StripSink
+    private let skipStripsThrough: Int
 
     private let weights: [Float]
     private let width: Int
@@ -38,11 +39,25 @@ public final class Stitcher {
     private var pending: [Int: (logits: [Float]?, valid: [UInt8]?)] = [:]
     public private(set) var nextTile = 0
 
-    public init(plan: TilePlan, classes: Int, kind: OutputKind, sink: @escaping StripSink) {
+    /// Continuing an interrupted run whose strips through grid row `resumeAfter` are written:
+    /// blending restarts at the first grid row whose tiles reach below those rows, and the
+    /// strips it completes up to `resumeAfter` are dropped, not written again. Tiles are blended
+    /// in plan order, so the sums of every later row are rebuilt bit for bit.
+    public static func resumeGridRow(_ plan: TilePlan, after resumeAfter: Int) -> Int {
+        guard resumeAfter + 1 < plan.rows else { return plan.rows }
+        let written = plan.rowsFinal(afterGridRow: resumeAfter)
+        return plan.rowOrigins.firstIndex { $0 + plan.window > written } ?? resumeAfter
+    }
+
+    /// `startGridRow` > 0 starts blending at that grid row (see `resumeGridRow`); strips of grid
+    /// rows up to `skipStripsThrough` are dropped (already written by an earlier run).
+    public init(plan: TilePlan, classes: Int, kind: OutputKind, startGridRow: Int = 0, skipStripsThrough: Int = -1,
+                sink: @escaping StripSink) {
         self.plan = plan
         self.classes = classes
         self.kind = kind
         self.sink = sink
+        self.skipStripsThrough = skipStripsThrough
         let n = plan.window
         weights = (0..<n).map { i in
             let s = sin(Double.pi * (Double(i) + 0.5) / Double(n))
@@ -54,6 +69,13 @@ public final class Stitcher {
         sums = [Float](repeating: 0, count: classes * capacityRows * width)
         weightSums = [Float](repeating: 0, count: capacityRows * width)
         valid = [UInt8](repeating: 1, count: capacityRows * width)
+        if startGridRow >= plan.rows {
+            nextTile = plan.count
+            baseRow = plan.sceneHeight
+        } else if startGridRow > 0 {
+            nextTile = startGridRow * plan.columns
+            baseRow = plan.rowOrigins[startGridRow]
+        }
     }
 
     /// Rows written so far.
@@ -74,7 +96,7 @@ public final class Stitcher {
             if let logits = next.logits { accumulate(tile, logits: logits, tileValid: next.valid) } else { markInvalid(tile) }
             nextTile += 1
             let lastOfRow = tile.gridColumn == plan.columns - 1
-            if lastOfRow { try emit(upTo: plan.rowsFinal(afterGridRow: tile.gridRow)) }
+            if lastOfRow { try emit(upTo: plan.rowsFinal(afterGridRow: tile.gridRow), gridRow: tile.gridRow) }
         }
     }
 
@@ -116,11 +138,13 @@ public final class Stitcher {
     }
 
     /// Writes rows [baseRow, end) and slides the accumulators up.
-    private func emit(upTo end: Int) throws {
+    private func emit(upTo end: Int, gridRow: Int) throws {
         let count = end - baseRow
         guard count > 0 else { return }
         let pixels = count * width
-        switch kind {
+        switch gridRow <= skipStripsThrough ? nil : kind {
+        case nil:
+            break
         case .mask:
             var bytes = [UInt8](repeating: 0, count: pixels)
             for p in 0..<pixels where valid[p] == 1 && weightSums[p] > 0 {
@@ -128,7 +152,7 @@ public final class Stitcher {
                 for k in 1..<max(classes, 1) where sums[k * capacityRows * width + p] > sums[best * capacityRows * width + p] { best = k }
                 bytes[p] = Self.maskValue(classIndex: best, classes: classes)
             }
-            try sink(baseRow, count, nil, bytes)
+            try sink(baseRow, count, nil, bytes, gridRow)
         case .logits, .probabilities:
             var floats = [Float](repeating: .nan, count: classes * pixels)
             for p in 0..<pixels where valid[p] == 1 && weightSums[p] > 0 {
@@ -142,7 +166,7 @@ public final class Stitcher {
                     for k in 0..<classes { floats[k * pixels + p] /= total }
                 }
             }
-            try sink(baseRow, count, floats, nil)
+            try sink(baseRow, count, floats, nil, gridRow)
         }
         // Slide the open rows to the top and clear the freed ones.
         let keep = capacityRows - count

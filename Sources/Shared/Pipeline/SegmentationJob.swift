@@ -9,7 +9,17 @@ public struct SegmentOptions: Sendable {
     public var scale: Double?
     public var output: OutputKind = .mask
     public var creationOptions: [String] = []
+    /// Tiles per forward pass (recorded in the journal: it changes the last bits of results).
+    public var batch = 1
     public init() {}
+}
+
+/// Whether a job keeps a journal (`segment`) and whether it continues an interrupted run.
+public enum JournalMode: Sendable {
+    case off
+    /// A new journal; `model` identifies the model directory for `--resume` checks.
+    case start(model: String)
+    case resume(model: String)
 }
 
 /// One scene being segmented: reads tiles in plan order, hands finished tiles' logits to the
@@ -22,16 +32,30 @@ public final class SegmentationJob {
     public let reader: SceneReader
     public let config: ModelConfig
     private let stitcher: Stitcher
-    private let output: OutputRaster
+    /// Where strips go: straight into the GeoTIFF (server), or into a spool beside a journal
+    /// (`segment`), from which the GeoTIFF is written at the end.
+    private enum Sink {
+        case direct(OutputRaster)
+        case journaled(SegmentJournal, StripSpool, OutputSettings)
+    }
+    /// What the final GeoTIFF needs, for a journaled run.
+    private struct OutputSettings {
+        let path: String, width: Int, height: Int, bands: Int, type: RasterDataType
+        let geoTransform: GeoTransform?, projectionWKT: String?, nodata: Double, creationOptions: [String]
+    }
+    private let sink: Sink
     private let location: [Float]
     private var nextIndex = 0
+    /// Tiles done by the interrupted run this one continues (counted as done).
+    public let tilesResumed: Int
     /// Validity masks of tiles in flight.
     private var inFlightValid: [Int: [UInt8]] = [:]
     public private(set) var tilesComputed = 0
     public private(set) var tilesSkipped = 0
     private var finished = false
 
-    public init(id: UInt64, input: String, output outputPath: String, config: ModelConfig, options: SegmentOptions) throws {
+    public init(id: UInt64, input: String, output outputPath: String, config: ModelConfig, options: SegmentOptions,
+                journal mode: JournalMode = .off) throws {
         self.id = id
         inputPath = input
         self.outputPath = outputPath
@@ -47,21 +71,70 @@ public final class SegmentationJob {
             location = []
         }
         let kind = options.output
-        let created = try OutputRaster(
-            path: outputPath, width: raster.width, height: raster.height,
-            bands: kind == .mask ? 1 : config.numClasses, type: kind == .mask ? .byte : .float32,
-            geoTransform: raster.geoTransform, projectionWKT: raster.projectionWKT,
-            nodata: kind == .mask ? 0 : .nan, creationOptions: options.creationOptions)
-        output = created
-        stitcher = Stitcher(plan: plan, classes: config.numClasses, kind: kind) { first, rows, floats, bytes in
-            try created.write(firstRow: first, rows: rows, floats: floats, bytes: bytes)
+        let bands = kind == .mask ? 1 : config.numClasses
+        let paths = SegmentJournal.paths(for: outputPath)
+        let type: RasterDataType = kind == .mask ? .byte : .float32
+        let settings = OutputSettings(path: outputPath, width: raster.width, height: raster.height, bands: bands, type: type,
+                                      geoTransform: raster.geoTransform, projectionWKT: raster.projectionWKT,
+                                      nodata: kind == .mask ? 0 : .nan, creationOptions: options.creationOptions)
+        var startGridRow = 0
+        var skipStripsThrough = -1
+        switch mode {
+        case .off:
+            sink = .direct(try OutputRaster(
+                path: outputPath, width: raster.width, height: raster.height, bands: bands, type: type,
+                geoTransform: raster.geoTransform, projectionWKT: raster.projectionWKT,
+                nodata: settings.nodata, creationOptions: options.creationOptions))
+        case .start(let model):
+            let header = try Self.header(input: input, model: model, options: options, plan: plan)
+            _ = try OutputRaster.checkDirectory(of: outputPath)
+            let journal = try SegmentJournal(creating: paths.journal, header: header)
+            let spool = try StripSpool(path: paths.partial, width: raster.width, bands: bands, bytesPerValue: kind == .mask ? 1 : 4, keepingRows: 0)
+            sink = .journaled(journal, spool, settings)
+        case .resume(let model):
+            let header = try Self.header(input: input, model: model, options: options, plan: plan)
+            let journal = try SegmentJournal(resuming: paths.journal, expected: header)
+            // Redo the grid rows whose tiles also feed the rows not yet written; a journal whose
+            // last grid row is the plan's last has nothing left but the final write.
+            let written = journal.lastGridRow ?? -1
+            startGridRow = written < 0 ? 0 : Stitcher.resumeGridRow(plan, after: written)
+            skipStripsThrough = written
+            let kept = written < 0 ? 0 : plan.rowsFinal(afterGridRow: written)
+            let spool = try StripSpool(path: paths.partial, width: raster.width, bands: bands, bytesPerValue: kind == .mask ? 1 : 4, keepingRows: kept)
+            sink = .journaled(journal, spool, settings)
         }
+        nextIndex = min(startGridRow, plan.rows) * plan.columns
+        tilesResumed = nextIndex
+        let strips = sink
+        stitcher = Stitcher(plan: plan, classes: config.numClasses, kind: kind, startGridRow: startGridRow,
+                            skipStripsThrough: skipStripsThrough) { first, rows, floats, bytes, gridRow in
+            switch strips {
+            case .direct(let output):
+                try output.write(firstRow: first, rows: rows, floats: floats, bytes: bytes)
+            case .journaled(let journal, let spool, _):
+                try spool.append(firstRow: first, count: rows, floats: floats, bytes: bytes)
+                try journal.record(gridRow: gridRow, rows: first + rows)
+            }
+        }
+    }
+
+    /// What identifies this run in a journal.
+    static func header(input: String, model: String, options: SegmentOptions, plan: TilePlan) throws -> SegmentJournal.Header {
+        let attributes = try FileManager.default.attributesOfItem(atPath: input)
+        let weights = (try? ModelDirectory.weightsFile(in: model)).flatMap { try? FileManager.default.attributesOfItem(atPath: $0) }
+        return SegmentJournal.Header(
+            input: URL(fileURLWithPath: input).standardizedFileURL.path,
+            inputBytes: (attributes[.size] as? NSNumber)?.int64Value ?? -1,
+            inputModified: (attributes[.modificationDate] as? Date)?.timeIntervalSince1970 ?? 0,
+            model: model, weightsBytes: (weights?[.size] as? NSNumber)?.int64Value ?? -1,
+            bands: options.bands, tileSize: plan.tileSize, stride: plan.stride, scale: plan.scale,
+            output: options.output.rawValue, batch: options.batch, width: plan.sceneWidth, height: plan.sceneHeight)
     }
 
     /// Whether the scene has a CRS and geotransform to copy.
     public var isGeoreferenced: Bool { reader.raster.geoTransform != nil && reader.raster.projectionWKT != nil }
     public var locationUsed: [Float] { location }
-    public var tilesDone: Int { tilesComputed + tilesSkipped }
+    public var tilesDone: Int { tilesResumed + tilesComputed + tilesSkipped }
     /// Tiles not yet handed out.
     public var tilesRemaining: Int { plan.count - nextIndex }
     public var hasMoreTiles: Bool { nextIndex < plan.count }
@@ -70,9 +143,14 @@ public final class SegmentationJob {
     /// The next `size` tiles to compute together (fewer at the end of the plan): consecutive
     /// computable tiles in plan order, so the grouping — and every bit of the output — does not
     /// depend on timing or on the number of workers. Empty when every tile has been handed out.
+    /// Batches never span grid rows, so a resumed run (which restarts at a grid row) groups tiles
+    /// as the interrupted one did.
     public func nextBatch(size: Int) throws -> [TileRequest] {
         var batch: [TileRequest] = []
-        while batch.count < size, let tile = try nextTile() { batch.append(tile) }
+        while batch.count < size, let tile = try nextTile() {
+            batch.append(tile)
+            if (Int(tile.tile) + 1) % plan.columns == 0 { break }
+        }
         return batch
     }
 
@@ -124,17 +202,55 @@ public final class SegmentationJob {
         try stitcher.add(tile: index, logits: logits, valid: valid)
     }
 
-    /// Renames the finished output into place.
+    /// Puts the finished output in place: renamed from its temporary name, or, for a journaled
+    /// run, written from the spool (under a temporary name, then renamed) before the journal and
+    /// spool go.
     public func finish() throws {
         guard stitcher.isComplete else { throw PlanError("segmentation of \(inputPath) is not complete") }
         guard !finished else { return }
         finished = true
-        try output.commit()
+        switch sink {
+        case .direct(let output):
+            try output.commit()
+        case .journaled(let journal, let spool, let s):
+            let output = try OutputRaster(path: s.path, width: s.width, height: s.height, bands: s.bands, type: s.type,
+                                          geoTransform: s.geoTransform, projectionWKT: s.projectionWKT, nodata: s.nodata,
+                                          creationOptions: s.creationOptions)
+            do {
+                try spool.copy(into: output)
+                try output.commit()
+            } catch {
+                output.discard()
+                throw error
+            }
+            spool.remove()
+            journal.remove()
+        }
     }
 
-    /// Gives up: the temporary output is removed, nothing appears at the output path.
-    public func abort() {
+    /// Gives up: nothing appears at the output path. A journaled run keeps its spool and journal
+    /// when `keepProgress` (a later `--resume` continues it); otherwise both go.
+    public func abort(keepProgress: Bool = false) {
         finished = true
-        output.discard()
+        switch sink {
+        case .direct(let output):
+            output.discard()
+        case .journaled(let journal, let spool, _):
+            if !keepProgress {
+                spool.remove()
+                journal.remove()
+            }
+        }
+    }
+
+    /// Grid rows durably written (journaled runs).
+    public var journaledGridRows: Int {
+        if case .journaled(let journal, _, _) = sink { return journal.lastGridRow.map { $0 + 1 } ?? 0 }
+        return 0
+    }
+
+    public var journalPath: String? {
+        if case .journaled(let journal, _, _) = sink { return journal.path }
+        return nil
     }
 }

@@ -1,0 +1,99 @@
+import Foundation
+
+/// Finished rows of a journaled `segment` run, appended to a raw file beside the output and
+/// fsynced strip by strip; the GeoTIFF (tiled, compressed) is written from it once at the end.
+/// A compressed GeoTIFF cannot be reopened safely after a crash (blocks rewritten in place with
+/// a directory not yet updated), a raw append-only file can: `--resume` truncates it to the last
+/// journaled row and appends again.
+///
+/// Layout: rows in order, each row band-interleaved (band 0's row, band 1's row, …), values as
+/// uint8 (masks) or float32.
+public final class StripSpool {
+    public let path: String
+    public let width: Int
+    public let bands: Int
+    public let bytesPerValue: Int
+    private let descriptor: Int32
+    public private(set) var rows: Int
+
+    public var rowBytes: Int { width * bands * bytesPerValue }
+
+    /// Opens (creating or keeping) the spool, truncated to `rows` rows.
+    public init(path: String, width: Int, bands: Int, bytesPerValue: Int, keepingRows rows: Int) throws {
+        self.path = path
+        self.width = width
+        self.bands = bands
+        self.bytesPerValue = bytesPerValue
+        descriptor = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        guard descriptor >= 0 else { throw OutputError("\(path): cannot open: \(String(cString: strerror(errno)))") }
+        let size = lseek(descriptor, 0, SEEK_END)
+        let wanted = off_t(rows) * off_t(width * bands * bytesPerValue)
+        guard size >= wanted else {
+            close(descriptor)
+            throw OutputError("cannot resume: \(path) holds \(size) bytes, the journal records \(wanted)")
+        }
+        guard ftruncate(descriptor, wanted) == 0, lseek(descriptor, wanted, SEEK_SET) == wanted else {
+            close(descriptor)
+            throw OutputError("\(path): cannot truncate: \(String(cString: strerror(errno)))")
+        }
+        self.rows = rows
+    }
+
+    deinit { close(descriptor) }
+
+    /// Appends rows (starting at row `self.rows`) from planar floats [bands × count × width] or
+    /// mask bytes [count × width], then fsyncs.
+    public func append(firstRow: Int, count: Int, floats: [Float]?, bytes: [UInt8]?) throws {
+        guard firstRow == rows else { throw OutputError("\(path): rows \(firstRow)… arrive after \(rows) rows") }
+        var data = [UInt8](repeating: 0, count: count * rowBytes)
+        let plane = count * width
+        data.withUnsafeMutableBytes { out in
+            for row in 0..<count {
+                for band in 0..<bands {
+                    let dst = out.baseAddress! + (row * bands + band) * width * bytesPerValue
+                    if let bytes {
+                        bytes.withUnsafeBytes { dst.copyMemory(from: $0.baseAddress! + row * width, byteCount: width) }
+                    } else if let floats {
+                        floats.withUnsafeBytes { dst.copyMemory(from: $0.baseAddress! + (band * plane + row * width) * 4, byteCount: width * 4) }
+                    }
+                }
+            }
+        }
+        let written = data.withUnsafeBytes { write(descriptor, $0.baseAddress, $0.count) }
+        guard written == data.count, fsync(descriptor) == 0 else {
+            throw OutputError("\(path): cannot write: \(String(cString: strerror(errno)))")
+        }
+        rows += count
+    }
+
+    /// Copies every row into `output`, `chunkRows` rows at a time (bounded memory).
+    public func copy(into output: OutputRaster, chunkRows: Int = 256) throws {
+        var row = 0
+        while row < rows {
+            let count = min(chunkRows, rows - row)
+            var data = [UInt8](repeating: 0, count: count * rowBytes)
+            let read = data.withUnsafeMutableBytes { pread(descriptor, $0.baseAddress, $0.count, off_t(row) * off_t(rowBytes)) }
+            guard read == data.count else { throw OutputError("\(path): short read at row \(row)") }
+            if bytesPerValue == 1 && bands == 1 {
+                try output.write(firstRow: row, rows: count, floats: nil, bytes: data)
+            } else {
+                let plane = count * width
+                var floats = [Float](repeating: 0, count: bands * plane)
+                data.withUnsafeBytes { src in
+                    floats.withUnsafeMutableBytes { dst in
+                        for r in 0..<count {
+                            for band in 0..<bands {
+                                (dst.baseAddress! + (band * plane + r * width) * 4).copyMemory(
+                                    from: src.baseAddress! + (r * bands + band) * width * 4, byteCount: width * 4)
+                            }
+                        }
+                    }
+                }
+                try output.write(firstRow: row, rows: count, floats: floats, bytes: nil)
+            }
+            row += count
+        }
+    }
+
+    public func remove() { unlink(path) }
+}
