@@ -15,9 +15,12 @@ struct SegmentCommand: ParsableCommand {
           mpirun -np 1 coordinator segment MODEL scene.tif mask.tif : -np 2 tileworker
           coordinator segment MODEL scene.tif mask.tif        # in-process
 
-        A journal beside OUT (.OUT.journal, with the partial .OUT.partial.tif) records every strip
-        written; after a crash (a worker killed, a node lost, a time limit) the same command with
-        --resume continues where it stopped and gives a mask identical to an uninterrupted run.
+        A journal beside OUT (.OUT.journal, with finished strips in .OUT.strips) records every
+        strip written; after a crash (a worker killed, a node lost, a time limit) the same command
+        with --resume continues where it stopped and gives a mask identical to an uninterrupted run.
+
+        --tiling vllm reproduces vLLM's terratorch_segmentation plugin instead: 512-pixel crops
+        without overlap, resized to 448, argmax, nearest back (its masks, seams included).
 
         Exit status: 0 done, 64 usage, 65 bad input (raster, bands, model), 66 input missing,
         70 a tile or worker failed, 73 output cannot be created.
@@ -57,6 +60,9 @@ struct SegmentCommand: ParsableCommand {
     @Option(help: "Tiles per forward pass: consecutive tiles in plan order are grouped (larger GEMMs, more worker memory). Results depend on it in the last bits.")
     var batch: Int = 1
 
+    @Option(help: "overlap: overlapping tiles at the training scale, logits blended (default); vllm: exactly the vLLM terratorch_segmentation plugin's crops and mask.")
+    var tiling: String = "overlap"
+
     @Flag(help: "Continue an interrupted run from its journal beside OUT.")
     var resume = false
 
@@ -64,6 +70,11 @@ struct SegmentCommand: ParsableCommand {
     var quiet = false
 
     func validate() throws {
+        guard let mode = TilingMode(rawValue: tiling) else { throw ValidationError("--tiling must be overlap or vllm, not \(tiling)") }
+        if mode == .vllm {
+            guard outputKind == "mask" else { throw ValidationError("--tiling vllm writes the plugin's mask; --output \(outputKind) needs --tiling overlap") }
+            guard !resume else { throw ValidationError("--resume applies to --tiling overlap (vllm mode keeps no journal)") }
+        }
         guard OutputKind(rawValue: outputKind) != nil else {
             throw ValidationError("--output must be mask, logits or probabilities, not \(outputKind)")
         }
@@ -98,6 +109,7 @@ struct SegmentCommand: ParsableCommand {
         options.output = OutputKind(rawValue: outputKind)!
         options.creationOptions = creationOptions
         options.batch = batch
+        options.tiling = TilingMode(rawValue: tiling)!
 
         let session = try MPISession(logger: logger, handshakeTimeout: 120)
         func stop(_ message: Any, status: Int32) -> Never {
@@ -125,13 +137,17 @@ struct SegmentCommand: ParsableCommand {
         guard FileManager.default.fileExists(atPath: input) else { stop("\(input): no such file", status: ExitStatus.noInput) }
 
         let journalPath = SegmentJournal.paths(for: output).journal
-        if !resume, FileManager.default.fileExists(atPath: journalPath) {
+        if options.tiling == .overlap, !resume, FileManager.default.fileExists(atPath: journalPath) {
             logger.warning("\(journalPath) holds an interrupted run; starting over (add --resume to continue it instead)")
         }
-        let job: SegmentationJob
+        let job: any TilingJob
         do {
-            job = try SegmentationJob(id: 1, input: input, output: output, config: config, options: options,
-                                      journal: resume ? .resume(model: modelDirectory) : .start(model: modelDirectory))
+            if options.tiling == .vllm {
+                job = try PluginTilingJob(id: 1, input: input, output: output, config: config, options: options)
+            } else {
+                job = try SegmentationJob(id: 1, input: input, output: output, config: config, options: options,
+                                          journal: resume ? .resume(model: modelDirectory) : .start(model: modelDirectory))
+            }
         } catch let error as SegmentationFailure {
             stop(error, status: ExitStatus.noInput)
         } catch let error as OutputError {
@@ -139,6 +155,10 @@ struct SegmentCommand: ParsableCommand {
         } catch {
             stop(error, status: ExitStatus.badInput)
         }
+        if let plugin = job as? PluginTilingJob {
+            logger.info("\(input): bands \(options.bands), reflectance ÷\(Int(plugin.reflectanceDivisor)); vLLM plugin tiling: \(plugin.tileCount) crops of \(plugin.crop) px (reflect-padded) resized to \(plugin.side), argmax, nearest back")
+        }
+        if let job = job as? SegmentationJob {
         if !job.isGeoreferenced {
             logger.warning("\(input) has no CRS or geotransform: the output will have none either")
         }
@@ -147,6 +167,7 @@ struct SegmentCommand: ParsableCommand {
             logger.info("resuming: \(job.journaledGridRows) of \(plan.rows) grid rows were written; \(plan.count - job.tilesResumed) tiles to go")
         }
         logger.info("\(input): \(plan.sceneWidth)×\(plan.sceneHeight), bands \(options.bands), reflectance ÷\(Int(job.reader.reflectanceDivisor)); \(plan.count) tiles of \(plan.tileSize) px covering \(plan.window) source px (scale \(String(format: "%.4g", plan.scale)), stride \(plan.stride))")
+        }
 
         let executor: TileExecutor
         do {
@@ -164,7 +185,7 @@ struct SegmentCommand: ParsableCommand {
                 executor = mpi
             }
         } catch {
-            job.abort()
+            job.abort(keepProgress: false)
             stop(error, status: ExitStatus.badInput)
         }
 
@@ -181,19 +202,20 @@ struct SegmentCommand: ParsableCommand {
         } catch let error as OutputError {
             reporter.done()
             job.abort(keepProgress: true)
-            stop("\(error)\n\(resumeHint(job))", status: ExitStatus.cannotCreateOutput)
+            stop("\(error)\(resumeHint(job))", status: ExitStatus.cannotCreateOutput)
         } catch {
             reporter.done()
             job.abort(keepProgress: true)
-            stop("\(error)\n\(resumeHint(job))", status: ExitStatus.internalError)
+            stop("\(error)\(resumeHint(job))", status: ExitStatus.internalError)
         }
         session.finish(reason: "segment done")
     }
 }
 
 /// What a failed run leaves for `--resume`.
-func resumeHint(_ job: SegmentationJob) -> String {
-    "\(job.journaledGridRows) of \(job.plan.rows) grid rows are saved in \(job.journalPath ?? "the journal"); run the same command with --resume to continue"
+func resumeHint(_ job: any TilingJob) -> String {
+    guard let job = job as? SegmentationJob else { return "" }
+    return "\n\(job.journaledGridRows) of \(job.plan.rows) grid rows are saved in \(job.journalPath ?? "the journal"); run the same command with --resume to continue"
 }
 
 /// The progress line on stderr: rewritten in place on a terminal, a line every few seconds otherwise.

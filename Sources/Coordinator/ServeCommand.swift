@@ -63,7 +63,11 @@ struct ServeCommand: ParsableCommand {
     @Option(help: "BLAS threads per worker (default: each host's cores shared among its workers).")
     var threads: Int?
 
+    @Option(help: "Default tiling of requests: overlap (blended tiles, no seams) or vllm (the plugin's exact crops and mask); a request's `data.tiling` overrides it.")
+    var tiling: String = "overlap"
+
     func validate() throws {
+        guard TilingMode(rawValue: tiling) != nil else { throw ValidationError("--tiling must be overlap or vllm, not \(tiling)") }
         guard ioProcessorPlugin == "terratorch_segmentation" else {
             throw ValidationError("--io-processor-plugin \(ioProcessorPlugin) is not available; this server implements terratorch_segmentation")
         }
@@ -141,10 +145,11 @@ struct ServeCommand: ParsableCommand {
         let metrics = ServerMetrics()
         let engine = SegmentationEngine(executor: executor, config: config, logger: logger, observer: metrics)
         engine.start()
-        let policy = ServingPolicy(
+        var policy = ServingPolicy(
             allowedLocalMediaPath: allowedPath, allowedMediaDomains: allowedMediaDomains,
             downloadLimits: DownloadLimits(maxBytes: maxInputBytes, timeoutSeconds: downloadTimeout, connectTimeoutSeconds: 15, maxRedirects: 5),
             maxRequestPixels: maxRequestPixels, outputDirectory: outputDirectory)
+        policy.defaultTiling = TilingMode(rawValue: tiling)!
         let name = servedModelName ?? model
         let service = PoolingService(engine: engine, servedModelName: name, policy: policy, logger: logger, observer: metrics)
         let server = HTTPServer(service: service, modelRoot: modelDirectory, registry: registry,

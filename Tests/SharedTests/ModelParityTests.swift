@@ -114,3 +114,41 @@ import TestSupport
         #expect(abs(fromJSON.preprocessing.trainingScale - 512.0 / 448.0) < 1e-12)
     }
 }
+
+/// Inputs other than 224 (the vLLM plugin runs 448): reflect padding to a multiple of 32 and the
+/// bicubic-interpolated position embedding, against TerraTorch (scripts/fixtures/make_plugin_fixtures.py).
+@Suite struct LargerInputParityTests {
+    /// x[c, y, x] = sin(0.05·(c+1)·x + 0.3·c) + cos(0.07·y − 0.2·c), computed in Double as numpy does.
+    static func formulaInput(channels: Int, side: Int) -> [Float] {
+        var values = [Float](repeating: 0, count: channels * side * side)
+        for c in 0..<channels {
+            for y in 0..<side {
+                for x in 0..<side {
+                    values[(c * side + y) * side + x] = Float(sin(0.05 * Double(c + 1) * Double(x) + 0.3 * Double(c)) + cos(0.07 * Double(y) - 0.2 * Double(c)))
+                }
+            }
+        }
+        return values
+    }
+
+    @Test(arguments: [448, 512])
+    func logitsMatchTerraTorch(side: Int) throws {
+        let directory = repositoryRoot + "/Tests/Fixtures/parity/tiny_tl"
+        let config = try ModelConfig.load(directory: directory)
+        let model = try PrithviSegmentationModel(config: config, reader: try openCheckpoint(directory + "/model.safetensors"))
+        let reference = try SafetensorsReader(path: repositoryRoot + "/Tests/Fixtures/plugin/tiny_tl-sizes.safetensors")
+        let expected = try reference.tensor("logits_\(side)")
+        let classes = config.numClasses
+        var logits = [Float](repeating: 0, count: classes * side * side)
+        try model.forward(Self.formulaInput(channels: 6, side: side), images: 1, height: side, width: side,
+                          location: Array(try reference.tensor("location").values), into: &logits, scratch: Scratch())
+        // The fixture keeps every 8th pixel of each class plane.
+        let step = 8, kept = side / step
+        var ours: [Float] = []
+        for k in 0..<classes { for y in stride(from: 0, to: side, by: step) { for x in stride(from: 0, to: side, by: step) { ours.append(logits[(k * side + y) * side + x]) } } }
+        #expect(expected.shape == [classes, kept, kept])
+        let theirs = Array(expected.values)
+        let scale = theirs.map { abs($0) }.max() ?? 1
+        #expect(maxAbsoluteError(ours, theirs) / scale < 1e-4, "normalised error at \(side)")
+    }
+}

@@ -34,13 +34,13 @@ public final class SegmentationEngine: @unchecked Sendable {
     }
 
     private final class Running {
-        let job: SegmentationJob
+        let job: any TilingJob
         let submission: Submission
         let started: Double
         var computeSeconds = 0.0
         var firstSent: Double?
         var lastResult: Double?
-        init(job: SegmentationJob, submission: Submission) { self.job = job; self.submission = submission; started = monotonicSeconds() }
+        init(job: any TilingJob, submission: Submission) { self.job = job; self.submission = submission; started = monotonicSeconds() }
     }
 
     public let config: ModelConfig
@@ -119,7 +119,7 @@ public final class SegmentationEngine: @unchecked Sendable {
             guard let entry = running.removeValue(forKey: id) else { return }
             order.removeAll { $0 == id }
             scheduler.retireJob(id)
-            if case .failure = result { entry.job.abort() }
+            if case .failure = result { entry.job.abort(keepProgress: false) }
             entry.submission.completion(result)
         }
 
@@ -131,7 +131,7 @@ public final class SegmentationEngine: @unchecked Sendable {
                 func ms(_ t: Double?) -> String { t.map { String(format: "%.1f", ($0 - s) * 1e3) } ?? "-" }
                 logger.debug("job \(id) (ms since submission): opened \(ms(entry.started)), first tile sent \(ms(entry.firstSent)), last result \(ms(entry.lastResult)), written \(ms(monotonicSeconds())); compute \(String(format: "%.1f", entry.computeSeconds * 1e3))")
                 let now = monotonicSeconds()
-                finish(id, .success(JobReport(tiles: entry.job.plan.count, computed: entry.job.tilesComputed, skipped: entry.job.tilesSkipped,
+                finish(id, .success(JobReport(tiles: entry.job.tileCount, computed: entry.job.tilesComputed, skipped: entry.job.tilesSkipped,
                                               seconds: now - entry.submission.submitted, computeSeconds: entry.computeSeconds,
                                               waitedSeconds: entry.started - entry.submission.submitted)))
             } catch {
@@ -171,7 +171,7 @@ public final class SegmentationEngine: @unchecked Sendable {
             for arrival in arrivals {
                 if earlyCancels.remove(arrival.id) != nil { arrival.completion(.failure(CancellationError())); continue }
                 do {
-                    let job = try SegmentationJob(id: arrival.id, input: arrival.input, output: arrival.output, config: config, options: arrival.options)
+                    let job = try makeTilingJob(id: arrival.id, input: arrival.input, output: arrival.output, config: config, options: arrival.options)
                     running[arrival.id] = Running(job: job, submission: arrival)
                     order.append(arrival.id)
                     scheduler.addJob(arrival.id)

@@ -11,7 +11,33 @@ public struct SegmentOptions: Sendable {
     public var creationOptions: [String] = []
     /// Tiles per forward pass (recorded in the journal: it changes the last bits of results).
     public var batch = 1
+    /// Overlapping tiles (default) or the vLLM plugin's exact pipeline.
+    public var tiling: TilingMode = .overlap
     public init() {}
+}
+
+/// What the runner and the server's engine drive: a scene cut into tiles, results taken back
+/// in any order, then the output put in place (or nothing, on abort).
+public protocol TilingJob: AnyObject {
+    var id: UInt64 { get }
+    var tileCount: Int { get }
+    var tilesDone: Int { get }
+    var tilesComputed: Int { get }
+    var tilesSkipped: Int { get }
+    var tilesRemaining: Int { get }
+    var isComplete: Bool { get }
+    func nextBatch(size: Int) throws -> [TileRequest]
+    func accept(_ result: TileResult) throws
+    func finish() throws
+    func abort(keepProgress: Bool)
+}
+
+/// The job for `options.tiling` (journals apply to the default tiling only).
+public func makeTilingJob(id: UInt64, input: String, output: String, config: ModelConfig, options: SegmentOptions) throws -> any TilingJob {
+    switch options.tiling {
+    case .overlap: return try SegmentationJob(id: id, input: input, output: output, config: config, options: options)
+    case .vllm: return try PluginTilingJob(id: id, input: input, output: output, config: config, options: options)
+    }
 }
 
 /// Whether a job keeps a journal (`segment`) and whether it continues an interrupted run.
@@ -24,7 +50,7 @@ public enum JournalMode: Sendable {
 
 /// One scene being segmented: reads tiles in plan order, hands finished tiles' logits to the
 /// stitcher, writes strips to the output as they complete.
-public final class SegmentationJob {
+public final class SegmentationJob: TilingJob {
     public let id: UInt64
     public let inputPath: String
     public let outputPath: String
@@ -135,6 +161,7 @@ public final class SegmentationJob {
     public var isGeoreferenced: Bool { reader.raster.geoTransform != nil && reader.raster.projectionWKT != nil }
     public var locationUsed: [Float] { location }
     public var tilesDone: Int { tilesResumed + tilesComputed + tilesSkipped }
+    public var tileCount: Int { plan.count }
     /// Tiles not yet handed out.
     public var tilesRemaining: Int { plan.count - nextIndex }
     public var hasMoreTiles: Bool { nextIndex < plan.count }

@@ -19,7 +19,7 @@ public struct SegmentationFailure: Error, CustomStringConvertible {
 /// per worker, blends results as they come, and reports progress. Throws on the first tile that
 /// fails (the job is then aborted by the caller).
 public func runSegmentation(
-    _ job: SegmentationJob, on executor: TileExecutor, batch: Int = 1,
+    _ job: any TilingJob, on executor: TileExecutor, batch: Int = 1,
     progress: ((SegmentProgress) -> Void)? = nil
 ) throws -> SegmentProgress {
     var scheduler = TileScheduler(workers: executor.workerRanks, depth: 2 * batch)
@@ -27,7 +27,7 @@ public func runSegmentation(
     let start = monotonicSeconds()
     var perWorker: [Int: Int] = [:]
     func report() -> SegmentProgress {
-        SegmentProgress(tilesDone: job.tilesDone, tilesTotal: job.plan.count, tilesComputed: job.tilesComputed,
+        SegmentProgress(tilesDone: job.tilesDone, tilesTotal: job.tileCount, tilesComputed: job.tilesComputed,
                         seconds: monotonicSeconds() - start, perWorker: perWorker)
     }
     while !job.isComplete {

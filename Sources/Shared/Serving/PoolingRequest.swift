@@ -15,6 +15,8 @@ public struct PoolingRequest: Equatable, Sendable {
     public var indices: [Int]?
     /// Directory for a `path` output (inside the server's output directory).
     public var outPath: String?
+    /// `data.tiling`: overlap or vllm; nil takes the server's `--tiling`.
+    public var tiling: TilingMode?
 
     /// Parses and validates a request body; every problem is a 400 naming the field.
     public static func parse(_ body: Data) throws -> PoolingRequest {
@@ -64,8 +66,16 @@ public struct PoolingRequest: Equatable, Sendable {
         case let path as String: outPath = path.isEmpty ? nil : path
         default: throw APIError.badRequest("`data.out_path` must be a string")
         }
+        var tiling: TilingMode?
+        switch fields["tiling"] {
+        case nil, is NSNull: tiling = nil
+        case let name as String:
+            guard let mode = TilingMode(rawValue: name) else { throw APIError.badRequest("`data.tiling` must be overlap or vllm; got \(name)") }
+            tiling = mode
+        default: throw APIError.badRequest("`data.tiling` must be a string (overlap or vllm)")
+        }
         return PoolingRequest(model: model, inputFormat: inputFormat, input: input, outputFormat: outputFormat,
-                              indices: indices, outPath: outPath)
+                              indices: indices, outPath: outPath, tiling: tiling)
     }
 }
 

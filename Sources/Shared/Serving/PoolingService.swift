@@ -109,6 +109,7 @@ public final class PoolingService: Sendable {
         }
         var options = SegmentOptions()
         options.bands = bands
+        options.tiling = request.tiling ?? policy.defaultTiling
         let report = try await engine.segment(input: input, output: output, options: options)
         let payload: String
         switch request.outputFormat {

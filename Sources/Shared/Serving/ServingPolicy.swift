@@ -12,6 +12,8 @@ public struct ServingPolicy: Sendable {
     public var maxRequestPixels: Int
     /// Outputs are written under this directory.
     public var outputDirectory: String
+    /// Tiling of requests that do not choose one (`data.tiling`).
+    public var defaultTiling: TilingMode = .overlap
 
     public init(allowedLocalMediaPath: String?, allowedMediaDomains: [String], downloadLimits: DownloadLimits,
                 maxRequestPixels: Int, outputDirectory: String) {

@@ -114,3 +114,38 @@ public enum Resampling {
         }
     }
 }
+
+extension Resampling {
+    /// OpenCV's `INTER_LINEAR` resize of a channels-last float image (what albumentations'
+    /// `Resize` runs): half-pixel centres, float coefficients, no antialiasing; separable in
+    /// OpenCV's order — each source row resized horizontally, then rows blended vertically.
+    public static func openCVLinear(_ src: [Float], inHeight: Int, inWidth: Int, channels: Int, outHeight: Int, outWidth: Int) -> [Float] {
+        func taps(_ inSize: Int, _ outSize: Int) -> [(Int, Int, Float, Float)] {
+            let scale = Double(inSize) / Double(outSize)
+            return (0..<outSize).map { d in
+                var f = Float((Double(d) + 0.5) * scale - 0.5)
+                var s = Int(f.rounded(.down))
+                f -= Float(s)
+                if s < 0 { s = 0; f = 0 }
+                if s >= inSize - 1 { s = inSize - 1; f = 0 }
+                return (s, min(s + 1, inSize - 1), 1 - f, f)
+            }
+        }
+        let columns = taps(inWidth, outWidth), rows = taps(inHeight, outHeight)
+        // Horizontal pass for every source row a destination row needs.
+        var horizontal = [Float](repeating: 0, count: inHeight * outWidth * channels)
+        for y in 0..<inHeight {
+            for (x, (s0, s1, a0, a1)) in columns.enumerated() {
+                for c in 0..<channels {
+                    horizontal[(y * outWidth + x) * channels + c] = src[(y * inWidth + s0) * channels + c] * a0 + src[(y * inWidth + s1) * channels + c] * a1
+                }
+            }
+        }
+        var dst = [Float](repeating: 0, count: outHeight * outWidth * channels)
+        let rowLength = outWidth * channels
+        for (y, (s0, s1, b0, b1)) in rows.enumerated() {
+            for i in 0..<rowLength { dst[y * rowLength + i] = horizontal[s0 * rowLength + i] * b0 + horizontal[s1 * rowLength + i] * b1 }
+        }
+        return dst
+    }
+}
