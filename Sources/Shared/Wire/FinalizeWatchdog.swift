@@ -44,7 +44,7 @@ public enum FinalizeWatchdog {
             if let pmiSocket, !isReading(thread: finalizingThread, socket: pmiSocket) {
                 let client = PMIWire(fd: pmiSocket)
                 if !client.command("cmd=barrier_in\n", awaiting: "barrier_out", timeout: 30) {
-                    log("the PMI barrier did not complete within 30 s; exiting anyway")
+                    log("the PMI barrier did not complete (the process manager hung up, or 30 s passed); exiting anyway")
                 }
                 _ = client.command("cmd=finalize\n", awaiting: "finalize_ack", timeout: 5)
             }
