@@ -5,8 +5,9 @@
 #   3. coordinator peak RSS on a 6000×6000 6-band Int16 scene (small model, 2 MPI workers)
 #   4. throughput with N = 1, 2 MPI workers of one BLAS thread
 #   5. serve: /pooling load test (throughput, p50/p99 latency, HTTP overhead beside the tiles)
+#   6. tiling: the same scene with --tiling overlap (default) and --tiling vllm, alternating, 3 rounds
 # PYTHON must point at an interpreter with terratorch installed for the references (skipped otherwise).
-# Usage: scripts/bench/run-benchmarks.sh [tile|scene|memory|scaling|serve|all]
+# Usage: scripts/bench/run-benchmarks.sh [tile|scene|memory|scaling|serve|tiling|all]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 bin=.build/release
@@ -75,4 +76,17 @@ if [ "$what" = serve ] || [ "$what" = all ]; then
     "$bin/coordinator" loadtest "$url" --model "$models/tiny" --input "$PWD/$models/media/medium.tif" --requests 40 --concurrency 4
     kill $server; wait $server 2>/dev/null || true
     rm -f "$log" "$models"/outputs/pool-*.tiff
+fi
+
+if [ "$what" = tiling ] || [ "$what" = all ]; then
+    echo "== 1000×700 scene, full-size model, in-process, 2 threads: default tiling vs the vLLM plugin's"
+    mkdir -p "$models/outputs"
+    for round in 1 2 3; do
+        for mode in overlap vllm; do
+            start=$(date +%s.%N)
+            "$bin/coordinator" segment "$models/prithvi-300m" "$models/scene-1000x700.tif" "$models/outputs/tiling-$mode.tif" \
+                --tiling "$mode" --threads 2 --quiet 2>/dev/null
+            echo "$mode: $(awk -v a="$start" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }') s"
+        done
+    done
 fi
