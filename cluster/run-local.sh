@@ -21,23 +21,29 @@ cores=${CORES:-$(nproc)}
 threads=$(( cores / workers )); [ "$threads" -ge 1 ] || threads=1
 extra=()
 case "$subcommand" in segment|serve) [[ " $* " == *" --threads "* ]] || extra=(--threads "$threads") ;; esac
-command=("$mpirun" -np 1 "$bin/coordinator" "$subcommand" "$@" "${extra[@]}" : -np "$workers" "$bin/tileworker")
-echo "+ ${command[*]}" >&2
+# hydra names only the first failed process in rank order, often one it killed while cleaning
+# up, so each worker runs under a small shell that writes down its own abnormal end: the first
+# line is the worker that died first (hydra then kills each worker's process group, shell too).
+deaths=$(mktemp)
 log=$(mktemp)
-trap 'rm -f "$log"' EXIT
+trap 'rm -f "$log" "$deaths"' EXIT
+export PRITHVI_DEATHS=$deaths
+watch='"$0"; s=$?; [ "$s" -eq 0 ] || echo "$(date +%s.%N) $PMI_RANK $(hostname) $s" >> "$PRITHVI_DEATHS"; exit $s'
+command=("$mpirun" -np 1 "$bin/coordinator" "$subcommand" "$@" "${extra[@]}" : -np "$workers" sh -c "$watch" "$bin/tileworker")
+echo "+ $mpirun -np 1 $bin/coordinator $subcommand $* ${extra[*]} : -np $workers $bin/tileworker" >&2
 "${command[@]}" 2>&1 | tee "$log" >&2
 status=${PIPESTATUS[0]}
 if [ "$status" -ne 0 ]; then
-    # hydra names the dead process by pid and host; the coordinator's log maps pids to ranks.
-    pid=$(sed -n 's/.*PID \([0-9]*\) RUNNING AT.*/\1/p' "$log" | head -1)
-    host=$(sed -n 's/.*PID [0-9]* RUNNING AT \([^ ]*\).*/\1/p' "$log" | head -1)
-    if [ -n "$pid" ]; then
-        rank=$(grep -o "rank [0-9]* on [^ ]* (pid $pid[,)]" "$log" | head -1 | sed 's/ (pid.*//')
-        if [ -n "$rank" ]; then
-            echo "run-local: tile worker $rank (pid $pid) died; the job stopped with status $status" >&2
-        else
-            echo "run-local: the process with pid $pid on $host died (the coordinator, or a worker before its hello); status $status" >&2
-        fi
+    if [ -s "$deaths" ]; then
+        read -r _ rank host code < <(sort -n "$deaths" | head -1)
+        how="exit status $code"; [ "$code" -gt 128 ] && how="signal $((code - 128))"
+        pid=$(grep -o "rank $rank on [^ ]* (pid [0-9]*" "$log" | head -1 | grep -o '[0-9]*$')
+        echo "run-local: tile worker rank $rank on $host (pid ${pid:-?}) died ($how); the job stopped with status $status" >&2
+    else
+        # No worker ended on its own: hydra's report names the process (the coordinator, most likely).
+        pid=$(sed -n 's/.*PID \([0-9]*\) RUNNING AT.*/\1/p' "$log" | head -1)
+        host=$(sed -n 's/.*PID [0-9]* RUNNING AT \([^ ]*\).*/\1/p' "$log" | head -1)
+        [ -n "$pid" ] && echo "run-local: the process with pid $pid on $host died (the coordinator, or a worker before its hello); status $status" >&2
     fi
     [[ " $subcommand $* " == *" segment "* ]] && echo "run-local: progress is kept; rerun with --resume to continue" >&2
 fi
