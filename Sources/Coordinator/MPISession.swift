@@ -32,6 +32,34 @@ final class MPISession {
         logger.info("MPI world: \(world.size) ranks (coordinator on \(world.processorName), \(workers.count) tile workers on \(hosts.count) host(s)), \(world.threadLevel)")
     }
 
+    /// Resolves MODEL (directory or Hugging Face id) and reads its config; warns about random weights.
+    /// The weights themselves are mapped by whoever computes.
+    func resolveModel(_ model: String) throws -> (directory: String, config: ModelConfig) {
+        let directory = try ModelLocator.resolve(model, logger: logger)
+        let config = try ModelConfig.load(directory: directory)
+        if ModelDirectory.hasRandomWeights(directory) {
+            logger.warning("\(directory) holds random weights (made by create-model): its masks are meaningless")
+        }
+        return (directory, config)
+    }
+
+    /// What computes tiles: the model in this process when the world has no workers, else the
+    /// workers, each loading the model with `threads` BLAS threads (nil: their hosts' cores shared).
+    func makeExecutor(modelDirectory: String, threads: Int?) throws -> TileExecutor {
+        if workers.isEmpty {
+            if let threads { BLAS.threads = threads }
+            let loaded = try PrithviSegmentationModel(directory: modelDirectory)
+            logger.info("model: \(loaded.summary), in-process with \(BLAS.threads) BLAS thread(s)")
+            return InProcessExecutor(computer: ModelTileComputer(model: loaded))
+        }
+        let mpi = MPIExecutor(world: world, workers: workers, logger: logger)
+        let ready = try mpi.setup(modelDirectory: modelDirectory, blasThreads: threads)
+        for worker in mpi.workers {
+            logger.info("\(mpi.describe(worker: worker.rank)): model loaded in \(String(format: "%.2f", ready[worker.rank]!.loadSeconds)) s")
+        }
+        return mpi
+    }
+
     /// Releases the workers and finalises MPI; a worker that does not answer ends the job with
     /// MPI_Abort instead (finalising would wait for it forever).
     func finish(reason: String, status: Int32 = 0) {

@@ -118,17 +118,12 @@ struct SegmentCommand: ParsableCommand {
             Foundation.exit(status)
         }
 
-        // Model: the coordinator reads the config; the weights are mapped by whoever computes.
         let modelDirectory: String
         let config: ModelConfig
         do {
-            modelDirectory = try ModelLocator.resolve(model)
-            config = try ModelConfig.load(directory: modelDirectory)
+            (modelDirectory, config) = try session.resolveModel(model)
         } catch {
             stop(error, status: ExitStatus.badInput)
-        }
-        if ModelDirectory.hasRandomWeights(modelDirectory) {
-            logger.warning("\(modelDirectory) holds random weights (made by create-model): its masks are meaningless")
         }
         guard options.bands.count == config.encoder.inChannels else {
             stop("--indices selects \(options.bands.count) bands; the model takes \(config.encoder.inChannels) (\(config.bands.joined(separator: ", ")))",
@@ -159,31 +154,19 @@ struct SegmentCommand: ParsableCommand {
             logger.info("\(input): bands \(options.bands), reflectance ÷\(Int(plugin.reflectanceDivisor)); vLLM plugin tiling: \(plugin.tileCount) crops of \(plugin.crop) px (reflect-padded) resized to \(plugin.side), argmax, nearest back")
         }
         if let job = job as? SegmentationJob {
-        if !job.isGeoreferenced {
-            logger.warning("\(input) has no CRS or geotransform: the output will have none either")
-        }
-        let plan = job.plan
-        if resume {
-            logger.info("resuming: \(job.journaledGridRows) of \(plan.rows) grid rows were written; \(plan.count - job.tilesResumed) tiles to go")
-        }
-        logger.info("\(input): \(plan.sceneWidth)×\(plan.sceneHeight), bands \(options.bands), reflectance ÷\(Int(job.reader.reflectanceDivisor)); \(plan.count) tiles of \(plan.tileSize) px covering \(plan.window) source px (scale \(String(format: "%.4g", plan.scale)), stride \(plan.stride))")
+            if !job.isGeoreferenced {
+                logger.warning("\(input) has no CRS or geotransform: the output will have none either")
+            }
+            let plan = job.plan
+            if resume {
+                logger.info("resuming: \(job.journaledGridRows) of \(plan.rows) grid rows were written; \(plan.count - job.tilesResumed) tiles to go")
+            }
+            logger.info("\(input): \(plan.sceneWidth)×\(plan.sceneHeight), bands \(options.bands), reflectance ÷\(Int(job.reader.reflectanceDivisor)); \(plan.count) tiles of \(plan.tileSize) px covering \(plan.window) source px (scale \(String(format: "%.4g", plan.scale)), stride \(plan.stride))")
         }
 
         let executor: TileExecutor
         do {
-            if session.workers.isEmpty {
-                if let threads { BLAS.threads = threads }
-                let loaded = try PrithviSegmentationModel(directory: modelDirectory)
-                logger.info("model: \(loaded.summary), in-process with \(BLAS.threads) BLAS thread(s)")
-                executor = InProcessExecutor(computer: ModelTileComputer(model: loaded))
-            } else {
-                let mpi = MPIExecutor(world: session.world, workers: session.workers, logger: logger)
-                let ready = try mpi.setup(modelDirectory: modelDirectory, blasThreads: threads)
-                for worker in mpi.workers {
-                    logger.info("\(mpi.describe(worker: worker.rank)): model loaded in \(String(format: "%.2f", ready[worker.rank]!.loadSeconds)) s")
-                }
-                executor = mpi
-            }
+            executor = try session.makeExecutor(modelDirectory: modelDirectory, threads: threads)
         } catch {
             job.abort(keepProgress: false)
             stop(error, status: ExitStatus.badInput)

@@ -108,28 +108,10 @@ struct ServeCommand: ParsableCommand {
         }
         let modelDirectory: String
         let config: ModelConfig
-        do {
-            modelDirectory = try ModelLocator.resolve(model, logger: logger)
-            config = try ModelConfig.load(directory: modelDirectory)
-        } catch {
-            stop(error, status: ExitStatus.badInput)
-        }
-        if ModelDirectory.hasRandomWeights(modelDirectory) {
-            logger.warning("\(modelDirectory) holds random weights (made by create-model): its masks are meaningless")
-        }
         let executor: TileExecutor
         do {
-            if session.workers.isEmpty {
-                if let threads { BLAS.threads = threads }
-                let loaded = try PrithviSegmentationModel(directory: modelDirectory)
-                logger.info("model: \(loaded.summary), in-process with \(BLAS.threads) BLAS thread(s)")
-                executor = InProcessExecutor(computer: ModelTileComputer(model: loaded))
-            } else {
-                let mpi = MPIExecutor(world: session.world, workers: session.workers, logger: logger)
-                _ = try mpi.setup(modelDirectory: modelDirectory, blasThreads: threads)
-                for worker in mpi.workers { logger.info("\(mpi.describe(worker: worker.rank)): model loaded") }
-                executor = mpi
-            }
+            (modelDirectory, config) = try session.resolveModel(model)
+            executor = try session.makeExecutor(modelDirectory: modelDirectory, threads: threads)
         } catch {
             stop(error, status: ExitStatus.badInput)
         }

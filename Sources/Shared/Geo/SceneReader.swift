@@ -33,11 +33,11 @@ public final class SceneReader {
     private let wholeScene: [Float]?
     static let smallScenePixels = 512 * 512
 
-    public init(path: String, bands: [Int], means: [Float], stds: [Float]) throws {
-        let raster = try RasterDataset.open(path)
-        self.raster = raster
-        guard bands.count == means.count else {
-            throw SceneError("\(path): \(bands.count) band indices given, the model takes \(means.count) bands")
+    /// The band selection fits the raster and the model, and those bands hold real numbers.
+    public static func check(_ raster: RasterDataset, bands: [Int], modelBands: Int) throws {
+        let path = raster.path
+        guard bands.count == modelBands else {
+            throw SceneError("\(path): \(bands.count) band indices given, the model takes \(modelBands) bands")
         }
         if let bad = bands.first(where: { $0 < 0 || $0 >= raster.bandCount }) {
             throw SceneError("\(path): has \(raster.bandCount) band(s) (indices 0…\(raster.bandCount - 1)) but band index \(bad) was asked for")
@@ -47,6 +47,12 @@ public final class SceneReader {
                 throw SceneError("\(path): band \(band) holds \(name) values; only real numbers can be segmented")
             }
         }
+    }
+
+    public init(path: String, bands: [Int], means: [Float], stds: [Float]) throws {
+        let raster = try RasterDataset.open(path)
+        self.raster = raster
+        try Self.check(raster, bands: bands, modelBands: means.count)
         self.bands = bands
         self.means = means
         self.stds = stds

@@ -52,12 +52,7 @@ public final class PluginTilingJob: TilingJob {
         }
         let raster = try RasterDataset.open(input)
         self.raster = raster
-        if let bad = options.bands.first(where: { $0 < 0 || $0 >= raster.bandCount }) {
-            throw SceneError("\(input): has \(raster.bandCount) band(s) (indices 0…\(raster.bandCount - 1)) but band index \(bad) was asked for")
-        }
-        guard options.bands.count == pre.means.count else {
-            throw SceneError("\(input): \(options.bands.count) band indices given, the model takes \(pre.means.count) bands")
-        }
+        try SceneReader.check(raster, bands: options.bands, modelBands: pre.means.count)
         bands = options.bands
         crop = pre.pluginCrop
         side = pre.resizeTo ?? pre.pluginCrop
