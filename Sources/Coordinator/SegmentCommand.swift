@@ -6,7 +6,7 @@ import Shared
 struct SegmentCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "segment",
-        abstract: "Segment a whole raster into a georeferenced water mask.",
+        abstract: "Segment whole rasters into georeferenced water masks.",
         discussion: """
         Splits IN into overlapping model tiles, runs them on the tile workers (in-process when the
         MPI world has one rank), blends the per-class logits with a smooth window and writes OUT as a
@@ -14,27 +14,38 @@ struct SegmentCommand: ParsableCommand {
 
           mpirun -np 1 coordinator segment MODEL scene.tif mask.tif : -np 2 tileworker
           coordinator segment MODEL scene.tif mask.tif        # in-process
+          mpirun … coordinator segment MODEL a.tif b.tif c.tif --output-dir masks/ : -np 8 tileworker
 
-        A journal beside OUT (.OUT.journal, with finished strips in .OUT.strips) records every
+        With --output-dir (and/or --inputs LIST, one path a line) every IN is segmented in the same
+        job, one model load per worker, workers kept busy across scenes; DIR/NAME.tif per input.
+        Workers that see an input at the same path (a shared file system) read their own tiles;
+        the coordinator ships pixels to the others (--data-path coordinator: always).
+
+        A journal beside each OUT (.OUT.journal, with finished strips in .OUT.strips) records every
         strip written; after a crash (a worker killed, a node lost, a time limit) the same command
-        with --resume continues where it stopped and gives a mask identical to an uninterrupted run.
+        with --resume continues where it stopped and gives a mask identical to an uninterrupted run
+        (with --output-dir, scenes already written are skipped).
 
         --tiling vllm reproduces vLLM's terratorch_segmentation plugin instead: 512-pixel crops
         without overlap, resized to 448, argmax, nearest back (its masks, seams included).
 
         Exit status: 0 done, 64 usage, 65 bad input (raster, bands, model), 66 input missing,
-        70 a tile or worker failed, 73 output cannot be created.
+        70 a tile or worker failed, 73 output cannot be created; with several scenes, the status
+        of the first scene that failed (the others are completed).
         """
     )
 
     @Argument(help: "Model directory or Hugging Face id.")
     var model: String
 
-    @Argument(help: "Input raster (any GDAL-readable file).")
-    var input: String
+    @Argument(help: "IN OUT, or with --output-dir one or more inputs (any GDAL-readable raster).")
+    var paths: [String] = []
 
-    @Argument(help: "Output GeoTIFF.")
-    var output: String
+    @Option(help: "Write DIR/NAME.tif for every input (created if missing).")
+    var outputDir: String?
+
+    @Option(help: "A file listing inputs, one path a line (with --output-dir).")
+    var inputs: String?
 
     @Option(help: "Comma-separated 0-based band indices fed to the model, in the model's band order.")
     var indices: String = "0,1,2,3,4,5"
@@ -49,7 +60,7 @@ struct SegmentCommand: ParsableCommand {
     var scale: Double?
 
     @Option(name: .customLong("output"), help: "What to write: mask (uint8, water 255), logits or probabilities (float32, one band per class).")
-    var outputKind: String = "mask"
+    var outputKind: OutputKind = .mask
 
     @Option(name: .customLong("creation-option"), help: "GDAL creation option KEY=VALUE for OUT (repeatable).")
     var creationOptions: [String] = []
@@ -61,7 +72,16 @@ struct SegmentCommand: ParsableCommand {
     var batch: Int = 1
 
     @Option(help: "overlap: overlapping tiles at the training scale, logits blended (default); vllm: exactly the vLLM terratorch_segmentation plugin's crops and mask.")
-    var tiling: String = "overlap"
+    var tiling: TilingMode = .overlap
+
+    @Option(help: "auto: workers that see the input at the same path read their own tiles (default); coordinator: the coordinator reads every tile and ships pixels.")
+    var dataPath: DataPath = .auto
+
+    @Option(help: "Scenes open at once with --output-dir (the next one starts while the last tiles of one are computed).")
+    var scenesInFlight: Int = 2
+
+    @Option(help: "Seconds a scene's own reading, blending or writing may go without progress before it fails.")
+    var stallTimeout: Double = 600
 
     @Flag(help: "Continue an interrupted run from its journal beside OUT.")
     var resume = false
@@ -70,13 +90,15 @@ struct SegmentCommand: ParsableCommand {
     var quiet = false
 
     func validate() throws {
-        guard let mode = TilingMode(rawValue: tiling) else { throw ValidationError("--tiling must be overlap or vllm, not \(tiling)") }
-        if mode == .vllm {
-            guard outputKind == "mask" else { throw ValidationError("--tiling vllm writes the plugin's mask; --output \(outputKind) needs --tiling overlap") }
+        if tiling == .vllm {
+            guard outputKind == .mask else { throw ValidationError("--tiling vllm writes the plugin's mask; --output \(outputKind.rawValue) needs --tiling overlap") }
             guard !resume else { throw ValidationError("--resume applies to --tiling overlap (vllm mode keeps no journal)") }
         }
-        guard OutputKind(rawValue: outputKind) != nil else {
-            throw ValidationError("--output must be mask, logits or probabilities, not \(outputKind)")
+        if outputDir == nil {
+            guard inputs == nil else { throw ValidationError("--inputs needs --output-dir") }
+            guard paths.count == 2 else { throw ValidationError("give IN OUT, or inputs with --output-dir DIR") }
+        } else if paths.isEmpty && inputs == nil {
+            throw ValidationError("--output-dir needs inputs: paths after MODEL or --inputs LIST")
         }
         _ = try parsedIndices()
         guard tile >= 32, tile % 32 == 0 else { throw ValidationError("--tile must be a positive multiple of 32") }
@@ -84,6 +106,8 @@ struct SegmentCommand: ParsableCommand {
         if let scale { guard scale > 0, scale.isFinite else { throw ValidationError("--scale must be positive") } }
         if let threads { guard threads >= 1 else { throw ValidationError("--threads must be at least 1") } }
         guard batch >= 1, batch <= 16 else { throw ValidationError("--batch must be between 1 and 16") }
+        guard scenesInFlight >= 1 else { throw ValidationError("--scenes-in-flight must be at least 1") }
+        guard stallTimeout > 0 else { throw ValidationError("--stall-timeout must be positive") }
         for option in creationOptions where !option.contains("=") {
             throw ValidationError("--creation-option \(option) is not KEY=VALUE")
         }
@@ -98,18 +122,48 @@ struct SegmentCommand: ParsableCommand {
         return values
     }
 
+    /// (input, output) of every scene, in order.
+    func sceneList() throws -> [(input: String, output: String)] {
+        guard let outputDir else { return [(paths[0], paths[1])] }
+        var all = paths
+        if let inputs {
+            guard let text = try? String(contentsOfFile: inputs, encoding: .utf8) else {
+                throw ValidationError("--inputs \(inputs) cannot be read")
+            }
+            all += text.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty && !$0.hasPrefix("#") }
+        }
+        guard !all.isEmpty else { throw ValidationError("--inputs \(inputs ?? "") lists no input") }
+        var seen: [String: String] = [:]
+        return try all.map { input in
+            let name = (URL(fileURLWithPath: input).deletingPathExtension().lastPathComponent) + ".tif"
+            if let other = seen[name] { throw ValidationError("\(other) and \(input) would both write \(outputDir)/\(name)") }
+            seen[name] = input
+            return (input, URL(fileURLWithPath: outputDir).appendingPathComponent(name).path)
+        }
+    }
+
     func run() throws {
         ConsoleLogHandler.bootstrap(label: "coordinator")
         let logger = Logger(label: "coordinator")
+        let scenes: [(input: String, output: String)]
+        do { scenes = try sceneList() } catch { fail(logger, error, status: ExitStatus.usage) }
         var options = SegmentOptions()
         options.bands = try parsedIndices()
         options.tileSize = tile
         options.stride = stride
         options.scale = scale
-        options.output = OutputKind(rawValue: outputKind)!
+        options.output = outputKind
         options.creationOptions = creationOptions
         options.batch = batch
-        options.tiling = TilingMode(rawValue: tiling)!
+        options.tiling = tiling
+        options.dataPath = dataPath
+        if let outputDir {
+            do {
+                try FileManager.default.createDirectory(atPath: outputDir, withIntermediateDirectories: true)
+            } catch {
+                fail(logger, "--output-dir \(outputDir): \(error.localizedDescription)", status: ExitStatus.cannotCreateOutput)
+            }
+        }
 
         let session = try MPISession(logger: logger, handshakeTimeout: 120)
         func stop(_ message: Any, status: Int32) -> Never {
@@ -129,80 +183,196 @@ struct SegmentCommand: ParsableCommand {
             stop("--indices selects \(options.bands.count) bands; the model takes \(config.encoder.inChannels) (\(config.bands.joined(separator: ", ")))",
                  status: ExitStatus.usage)
         }
-        guard FileManager.default.fileExists(atPath: input) else { stop("\(input): no such file", status: ExitStatus.noInput) }
-
-        let journalPath = SegmentJournal.paths(for: output).journal
-        if options.tiling == .overlap, !resume, FileManager.default.fileExists(atPath: journalPath) {
-            logger.warning("\(journalPath) holds an interrupted run; starting over (add --resume to continue it instead)")
-        }
-        let job: any TilingJob
-        do {
-            if options.tiling == .vllm {
-                job = try PluginTilingJob(id: 1, input: input, output: output, config: config, options: options)
-            } else {
-                job = try SegmentationJob(id: 1, input: input, output: output, config: config, options: options,
-                                          journal: resume ? .resume(model: modelDirectory) : .start(model: modelDirectory))
-            }
-        } catch let error as SegmentationFailure {
-            stop(error, status: ExitStatus.noInput)
-        } catch let error as OutputError {
-            stop(error, status: ExitStatus.cannotCreateOutput)
-        } catch {
-            stop(error, status: ExitStatus.badInput)
-        }
-        if let plugin = job as? PluginTilingJob {
-            logger.info("\(input): bands \(options.bands), reflectance ÷\(Int(plugin.reflectanceDivisor)); vLLM plugin tiling: \(plugin.tileCount) crops of \(plugin.crop) px (reflect-padded) resized to \(plugin.side), argmax, nearest back")
-        }
-        if let job = job as? SegmentationJob {
-            if !job.isGeoreferenced {
-                logger.warning("\(input) has no CRS or geotransform: the output will have none either")
-            }
-            let plan = job.plan
-            if resume {
-                logger.info("resuming: \(job.journaledGridRows) of \(plan.rows) grid rows were written; \(plan.count - job.tilesResumed) tiles to go")
-            }
-            logger.info("\(input): \(plan.sceneWidth)×\(plan.sceneHeight), bands \(options.bands), reflectance ÷\(Int(job.reader.reflectanceDivisor)); \(plan.count) tiles of \(plan.tileSize) px covering \(plan.window) source px (scale \(String(format: "%.4g", plan.scale)), stride \(plan.stride))")
+        let single = outputDir == nil
+        if single, !FileManager.default.fileExists(atPath: scenes[0].input) {
+            stop("\(scenes[0].input): no such file", status: ExitStatus.noInput)
         }
 
         let executor: TileExecutor
         do {
             executor = try session.makeExecutor(modelDirectory: modelDirectory, threads: threads)
         } catch {
-            job.abort(keepProgress: false)
             stop(error, status: ExitStatus.badInput)
         }
-
-        let reporter = ProgressReporter(quiet: quiet)
-        do {
-            let final = try runSegmentation(job, on: executor, batch: batch) { reporter.update($0) }
-            try job.finish()
-            reporter.done()
-            let rate = final.seconds > 0 ? Double(final.tilesComputed) / final.seconds : 0
-            logger.info("wrote \(output): \(final.tilesTotal) tiles (\(job.tilesComputed) computed, \(job.tilesSkipped) all-nodata skipped) in \(String(format: "%.1f", final.seconds)) s, \(String(format: "%.2f", rate)) tiles/s")
-            for (worker, count) in final.perWorker.sorted(by: { $0.key < $1.key }) {
-                logger.info("  \(executor.describe(worker: worker)): \(count) tiles, \(String(format: "%.2f", Double(count) / max(final.seconds, 1e-9))) tiles/s")
-            }
-        } catch let error as OutputError {
-            reporter.done()
-            job.abort(keepProgress: true)
-            stop("\(error)\(resumeHint(job))", status: ExitStatus.cannotCreateOutput)
-        } catch {
-            reporter.done()
-            job.abort(keepProgress: true)
-            stop("\(error)\(resumeHint(job))", status: ExitStatus.internalError)
+        let engine = SegmentationEngine(executor: executor, config: config, batch: batch, stallSeconds: stallTimeout, logger: logger)
+        engine.start()
+        let run = SceneRun(scenes: scenes, options: options, config: config, modelDirectory: modelDirectory, resume: resume,
+                           logger: logger, reporter: ProgressReporter(quiet: quiet))
+        let names = Dictionary(uniqueKeysWithValues: executor.workerRanks.map { ($0, executor.describe(worker: $0)) })
+        let statuses = run.segment(on: engine, scenesInFlight: scenesInFlight, workers: names)
+        engine.stop()
+        let failed = statuses.filter { $0 != 0 }
+        if !single {
+            logger.info("\(scenes.count - failed.count) of \(scenes.count) scene(s) done in \(String(format: "%.1f", run.seconds)) s, \(run.tilesComputed) tiles computed\(failed.isEmpty ? "" : "; \(failed.count) failed")")
+        }
+        if let status = failed.first {
+            session.finish(reason: "segment failed", status: status)
+            Foundation.exit(status)
         }
         session.finish(reason: "segment done")
     }
 }
 
-/// What a failed run leaves for `--resume`.
-func resumeHint(_ job: any TilingJob) -> String {
-    guard let job = job as? SegmentationJob else { return "" }
-    return "\n\(job.journaledGridRows) of \(job.plan.rows) grid rows are saved in \(job.journalPath ?? "the journal"); run the same command with --resume to continue"
+/// The scenes of one `segment` run on the engine: at most `scenesInFlight` open at once, each
+/// with its journal; a line per scene; the exit status per scene.
+final class SceneRun: @unchecked Sendable {
+    // Fields below `lock` are shared between the main thread and the engine's callbacks; every
+    // access holds the lock.
+    let scenes: [(input: String, output: String)]
+    let options: SegmentOptions
+    let config: ModelConfig
+    let modelDirectory: String
+    let resume: Bool
+    let logger: Logger
+    let reporter: ProgressReporter
+    private let lock = NSCondition()
+    private var statuses: [Int32?]
+    private var running = 0
+    private var progress: [UInt64: JobProgress] = [:]
+    private let start = monotonicSeconds()
+    private(set) var seconds = 0.0
+    private(set) var tilesComputed = 0
+
+    init(scenes: [(input: String, output: String)], options: SegmentOptions, config: ModelConfig, modelDirectory: String,
+         resume: Bool, logger: Logger, reporter: ProgressReporter) {
+        self.scenes = scenes
+        self.options = options
+        self.config = config
+        self.modelDirectory = modelDirectory
+        self.resume = resume
+        self.logger = logger
+        self.reporter = reporter
+        statuses = Array(repeating: nil, count: scenes.count)
+    }
+
+    /// Runs every scene; returns each one's exit status.
+    func segment(on engine: SegmentationEngine, scenesInFlight: Int, workers: [Int: String]) -> [Int32] {
+        for (index, scene) in scenes.enumerated() {
+            lock.lock()
+            while running >= scenesInFlight { lock.wait() }
+            lock.unlock()
+            guard let status = precheck(scene) else {
+                lock.withLock { running += 1 }
+                submit(index, on: engine, workers: workers)
+                continue
+            }
+            lock.withLock { statuses[index] = status }
+        }
+        lock.lock()
+        while running > 0 { lock.wait() }
+        let result = statuses.map { $0 ?? 0 }
+        seconds = monotonicSeconds() - start
+        lock.unlock()
+        reporter.done()
+        return result
+    }
+
+    /// A status when the scene needs no job: missing (66), or already done (0, --resume with
+    /// --output-dir).
+    private func precheck(_ scene: (input: String, output: String)) -> Int32? {
+        guard FileManager.default.fileExists(atPath: scene.input) else {
+            logger.error("\(scene.input): no such file")
+            return ExitStatus.noInput
+        }
+        let journal = SegmentJournal.paths(for: scene.output).journal
+        let hasJournal = FileManager.default.fileExists(atPath: journal)
+        if scenes.count > 1, resume, !hasJournal, FileManager.default.fileExists(atPath: scene.output) {
+            logger.info("\(scene.output) is complete already; skipped")
+            return 0
+        }
+        if options.tiling == .overlap, !resume, hasJournal {
+            logger.warning("\(journal) holds an interrupted run; starting over (add --resume to continue it instead)")
+        }
+        return nil
+    }
+
+    private func submit(_ index: Int, on engine: SegmentationEngine, workers: [Int: String]) {
+        let (input, output) = scenes[index]
+        let options = self.options, config = self.config, logger = self.logger
+        let journal: JournalMode = resume && FileManager.default.fileExists(atPath: SegmentJournal.paths(for: output).journal)
+            ? .resume(model: modelDirectory) : (resume && scenes.count == 1 ? .resume(model: modelDirectory) : .start(model: modelDirectory))
+        let resuming: Bool = { if case .resume = journal { return true } else { return false } }()
+        let several = scenes.count > 1
+        engine.submit(keepProgress: true, progress: { [self] in update($0) }, make: { id in
+            let job: any TilingJob
+            if options.tiling == .vllm {
+                let plugin = try PluginTilingJob(id: id, input: input, output: output, config: config, options: options)
+                logger.info("\(input): bands \(options.bands), reflectance ÷\(Int(plugin.reflectanceDivisor)); vLLM plugin tiling: \(plugin.tileCount) crops of \(plugin.crop) px (reflect-padded) resized to \(plugin.side), argmax, nearest back")
+                job = plugin
+            } else {
+                let tiled = try SegmentationJob(id: id, input: input, output: output, config: config, options: options, journal: journal)
+                if !tiled.isGeoreferenced { logger.warning("\(input) has no CRS or geotransform: the output will have none either") }
+                let plan = tiled.plan
+                if resuming {
+                    logger.info("resuming\(several ? " " + output : ""): \(tiled.journaledGridRows) of \(plan.rows) grid rows were written; \(plan.count - tiled.tilesResumed) tiles to go")
+                }
+                logger.info("\(input): \(plan.sceneWidth)×\(plan.sceneHeight), bands \(options.bands), reflectance ÷\(Int(tiled.reader.reflectanceDivisor)); \(plan.count) tiles of \(plan.tileSize) px covering \(plan.window) source px (scale \(String(format: "%.4g", plan.scale)), stride \(plan.stride))")
+                job = tiled
+            }
+            return job
+        }) { [self] result in
+            finished(index, result, workers: workers)
+        }
+    }
+
+    private func update(_ job: JobProgress) {
+        let (done, total, computed) = lock.withLock { () -> (Int, Int, Int) in
+            progress[job.job] = job
+            let values = progress.values
+            return (values.reduce(0) { $0 + $1.tilesDone }, values.reduce(0) { $0 + $1.tilesTotal }, tilesComputed + values.reduce(0) { $0 + $1.tilesComputed })
+        }
+        reporter.update(tilesDone: done, tilesTotal: total, tilesComputed: computed, seconds: monotonicSeconds() - start)
+    }
+
+    private func finished(_ index: Int, _ result: Result<JobReport, Error>, workers: [Int: String]) {
+        let (input, output) = scenes[index]
+        reporter.done()
+        let status: Int32
+        switch result {
+        case .success(let report):
+            status = 0
+            let rate = report.seconds > 0 ? Double(report.computed) / report.seconds : 0
+            logger.info("wrote \(output): \(report.tiles) tiles (\(report.computed) computed, \(report.skipped) all-nodata skipped\(report.resumed > 0 ? ", \(report.resumed) resumed" : "")) in \(String(format: "%.1f", report.seconds)) s, \(String(format: "%.2f", rate)) tiles/s; \(report.readByWorkers) tiles read by the workers")
+            for (worker, count) in report.perWorker.sorted(by: { $0.key < $1.key }) {
+                logger.info("  \(workers[worker] ?? "rank \(worker)"): \(count) tiles, \(String(format: "%.2f", Double(count) / max(report.seconds, 1e-9))) tiles/s")
+            }
+        case .failure(let error):
+            status = Self.exitStatus(for: error)
+            let opened = !(error is JobOpenFailure)
+            let journal = SegmentJournal.paths(for: output).journal
+            let hint = opened && options.tiling == .overlap && FileManager.default.fileExists(atPath: journal)
+                ? "\nprogress is saved in \(journal); run the same command with --resume to continue" : ""
+            logger.error("\(scenes.count > 1 ? "\(input): " : "")\(error)\(hint)")
+        }
+        lock.withLock {
+            statuses[index] = status
+            if case .success(let report) = result { tilesComputed += report.computed }
+            running -= 1
+            lock.broadcast()
+        }
+    }
+
+    /// The exit status for a scene that failed: while opening, bad input (65), a missing journal
+    /// (66) or an output that cannot be created (73); while running, 73 for the output, else 70.
+    static func exitStatus(for error: Error) -> Int32 {
+        if let open = error as? JobOpenFailure {
+            switch open.underlying {
+            case is OutputError: return ExitStatus.cannotCreateOutput
+            case is SegmentationFailure: return ExitStatus.noInput
+            default: return ExitStatus.badInput
+            }
+        }
+        return error is OutputError ? ExitStatus.cannotCreateOutput : ExitStatus.internalError
+    }
 }
 
+extension OutputKind: ExpressibleByArgument {}
+extension TilingMode: ExpressibleByArgument {}
+extension DataPath: ExpressibleByArgument {}
+
 /// The progress line on stderr: rewritten in place on a terminal, a line every few seconds otherwise.
-final class ProgressReporter {
+/// Called from the engine thread while scenes run, and from the main thread once they are done (never at once).
+final class ProgressReporter: @unchecked Sendable {
     private let quiet: Bool
     private let terminal = isatty(STDERR_FILENO) != 0
     private var lastPrint = 0.0
@@ -210,16 +380,16 @@ final class ProgressReporter {
 
     init(quiet: Bool) { self.quiet = quiet }
 
-    func update(_ p: SegmentProgress) {
+    func update(tilesDone: Int, tilesTotal: Int, tilesComputed: Int, seconds: Double) {
         guard !quiet else { return }
         let now = monotonicSeconds()
-        guard now - lastPrint >= (terminal ? 0.2 : 5) || p.tilesDone == p.tilesTotal else { return }
+        guard now - lastPrint >= (terminal ? 0.2 : 5) || tilesDone == tilesTotal else { return }
         lastPrint = now
-        let rate = p.seconds > 0 ? Double(p.tilesComputed) / p.seconds : 0
-        let remaining = p.tilesTotal - p.tilesDone
+        let rate = seconds > 0 ? Double(tilesComputed) / seconds : 0
+        let remaining = tilesTotal - tilesDone
         let eta = rate > 0 ? Double(remaining) / rate : 0
-        let line = String(format: "tiles %d/%d (%d %%)  %.2f tiles/s  ETA %@", p.tilesDone, p.tilesTotal,
-                          p.tilesTotal > 0 ? 100 * p.tilesDone / p.tilesTotal : 100, rate, Self.duration(eta))
+        let line = String(format: "tiles %d/%d (%d %%)  %.2f tiles/s  ETA %@", tilesDone, tilesTotal,
+                          tilesTotal > 0 ? 100 * tilesDone / tilesTotal : 100, rate, Self.duration(eta))
         FileHandle.standardError.write(Data((terminal ? "\r\u{1B}[K" + line : line + "\n").utf8))
         printed = true
     }

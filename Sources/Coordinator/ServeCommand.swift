@@ -66,7 +66,18 @@ struct ServeCommand: ParsableCommand {
     @Option(help: "Default tiling of requests: overlap (blended tiles, no seams) or vllm (the plugin's exact crops and mask); a request's `data.tiling` overrides it.")
     var tiling: String = "overlap"
 
+    @Option(help: "auto: MPI workers that see a `path` input at the same path read their own tiles (default); coordinator: the coordinator reads every tile.")
+    var dataPath: DataPath = .auto
+
+    @Option(help: "Seconds a request's own reading, blending or writing may go without progress before it fails with 504.")
+    var stallTimeout: Double = 120
+
+    @Option(help: "Seconds a request may take, download and queue included; past it the job is stopped and the answer is 504.")
+    var requestTimeout: Double = 1800
+
     func validate() throws {
+        guard requestTimeout > 0 else { throw ValidationError("--request-timeout must be positive") }
+        guard stallTimeout > 0 else { throw ValidationError("--stall-timeout must be positive") }
         guard TilingMode(rawValue: tiling) != nil else { throw ValidationError("--tiling must be overlap or vllm, not \(tiling)") }
         guard ioProcessorPlugin == "terratorch_segmentation" else {
             throw ValidationError("--io-processor-plugin \(ioProcessorPlugin) is not available; this server implements terratorch_segmentation")
@@ -125,13 +136,15 @@ struct ServeCommand: ParsableCommand {
             [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 1.5, 2, 3, 5, 10, 30].map { Duration.milliseconds(Int64($0 * 1000)) }
         MetricsSystem.bootstrap(factory)
         let metrics = ServerMetrics()
-        let engine = SegmentationEngine(executor: executor, config: config, logger: logger, observer: metrics)
+        let engine = SegmentationEngine(executor: executor, config: config, stallSeconds: stallTimeout, logger: logger, observer: metrics)
         engine.start()
         var policy = ServingPolicy(
             allowedLocalMediaPath: allowedPath, allowedMediaDomains: allowedMediaDomains,
             downloadLimits: DownloadLimits(maxBytes: maxInputBytes, timeoutSeconds: downloadTimeout, connectTimeoutSeconds: 15, maxRedirects: 5),
             maxRequestPixels: maxRequestPixels, outputDirectory: outputDirectory)
         policy.defaultTiling = TilingMode(rawValue: tiling)!
+        policy.dataPath = dataPath
+        policy.requestTimeout = requestTimeout
         let name = servedModelName ?? model
         let service = PoolingService(engine: engine, servedModelName: name, policy: policy, logger: logger, observer: metrics)
         let server = HTTPServer(service: service, modelRoot: modelDirectory, registry: registry,

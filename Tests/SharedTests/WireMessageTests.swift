@@ -8,10 +8,21 @@ import Testing
         .setup(WorkerSetup(modelDirectory: "/models/prithvi", blasThreads: 1)),
         .ready(WorkerReady(error: nil, loadSeconds: 1.5, summary: "300M", threads: 2)),
         .ready(WorkerReady(error: "no config.json", loadSeconds: 0.1, summary: "", threads: 1)),
-        .tiles([TileRequest(job: 9, tile: 17, channels: 2, height: 2, width: 3, location: [12.5, 41.9], temporal: [],
-                            pixels: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, -12.25]),
-                TileRequest(job: 9, tile: 18, channels: 1, height: 1, width: 1, location: [], temporal: [2024, 300], pixels: [3])]),
+        .tiles([TileRequest(job: 9, tile: 17, channels: 2, height: 2, width: 3, source: PixelWindow(x: 4, y: 5, width: 3, height: 2),
+                            window: 2, location: [12.5, 41.9], temporal: [], pixels: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, -12.25]),
+                TileRequest(job: 9, tile: 18, channels: 1, height: 1, width: 1, source: PixelWindow(x: 0, y: 0, width: 1, height: 1),
+                            window: 1, location: [], temporal: [2024, 300], pixels: [3]),
+                TileRequest(job: 9, tile: 19, channels: 6, height: 224, width: 224, source: PixelWindow(x: 512, y: 0, width: 256, height: 256),
+                            window: 256, location: [], temporal: [], pixels: [])]),
         .result(TileResult(job: 9, tile: 17, classes: 1, height: 1, width: 2, computeSeconds: 0.25, logits: [0.5, -0.5])),
+        .result(TileResult(job: 9, tile: 17, classes: 1, height: 1, width: 2, computeSeconds: 0.25, logits: [0.5, -0.5], valid: [1, 0])),
+        .result(TileResult(job: 9, tile: 19, classes: 1, height: 256, width: 256, computeSeconds: 0, logits: [], skipped: true)),
+        .openScene(SceneOpening(job: 9, path: "/data/scene.tif", fingerprint: FileFingerprint(size: 123, modified: 1.7e9, digest: 0xfeed),
+                                recipe: TileRecipe(bands: [0, 2], means: [0.1, 0.2], stds: [0.3, 0.4], nodata: [0, nil], reflectanceDivisor: 10000,
+                                                   location: [12.5, 41.9], temporal: [], tileSize: 224, window: 256))),
+        .sceneOpened(job: 9, error: nil),
+        .sceneOpened(job: 9, error: "another file"),
+        .closeScene(job: 9),
         .failure(TileFailure(job: 9, tile: 18, message: "shape")),
         .shutdown(reason: "done"),
         .ping(sequence: 5, payload: [1, 2, 3]),
@@ -26,7 +37,7 @@ import Testing
 
     @Test func tagsAreDistinct() {
         let tags = Self.samples.map(\.tag)
-        #expect(Set(tags).count == 9)
+        #expect(Set(tags).count == 12)
     }
 
     @Test(arguments: samples)
@@ -53,7 +64,8 @@ import Testing
     }
 
     @Test func tileWhosePixelsDoNotFillItsShapeIsRejected() {
-        let tile = TileRequest(job: 1, tile: 1, channels: 1, height: 2, width: 2, location: [], temporal: [], pixels: [1, 2, 3, 4])
+        let tile = TileRequest(job: 1, tile: 1, channels: 1, height: 2, width: 2, source: PixelWindow(x: 0, y: 0, width: 2, height: 2),
+                               window: 2, location: [], temporal: [], pixels: [1, 2, 3, 4])
         var bytes = WireMessage.tiles([tile]).encoded()
         bytes[20] = 3  // channels: 1 → 3 (after the count, job and tile)
         #expect(throws: WireError.self) { try WireMessage.decode(tag: 4, bytes: bytes) }

@@ -15,4 +15,14 @@ void ck_softmax_rows(float *x, long rows, long cols, long stride, float scale);
 /// y = (x − mean)/√(var + eps)·w + b over rows of `dim` values (biased variance); y may be x.
 void ck_layernorm(const float *x, long rows, long dim, const float *w, const float *b, float eps, float *y);
 
+#include <stdint.h>
+/// One source row of a tile into the stitcher's accumulators: weight_sums[c] += wy·w[c] and, for
+/// each class k, sums[k·plane_stride + c] += (wy·w[c])·logits[k·logit_plane + c], c < n.
+void ck_blend_row(float *weight_sums, float *sums, long plane_stride, const float *logits, long logit_plane, long classes,
+                  const float *w, float wy, long n);
+/// dst[i] &= src[i].
+void ck_and_bytes(uint8_t *dst, const uint8_t *src, long n);
+/// Two-class mask: 255 where valid[p] == 1, weight_sums[p] > 0 and second[p] > first[p], else 0.
+void ck_mask2(const float *first, const float *second, const float *weight_sums, const uint8_t *valid, uint8_t *out, long n);
+
 #endif

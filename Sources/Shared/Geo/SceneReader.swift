@@ -6,15 +6,6 @@ public struct SceneError: Error, CustomStringConvertible, Equatable {
     public init(_ description: String) { self.description = description }
 }
 
-/// One tile's model input: normalised planar pixels (bands × tile × tile) and which source pixels
-/// of its window hold data.
-public struct TileInput {
-    public var pixels: [Float]
-    /// 1 where every selected band has data, 0 at nodata; source window size (row-major).
-    public var valid: [UInt8]
-    public var validCount: Int
-}
-
 /// Reads model tiles out of a scene: the selected bands of one window at a time (never the whole
 /// scene), nodata found and filled, reflectance scaled and normalised as the vLLM plugin does —
 /// with the ÷10000 decision taken once per scene so that all tiles agree.
@@ -30,7 +21,7 @@ public final class SceneReader {
     /// (longitude, latitude) of the scene centre, nil without georeferencing.
     public let centre: (lon: Double, lat: Double)?
     /// Scenes of at most `smallScenePixels` are read once, whole, and tiles cut from memory.
-    private let wholeScene: [Float]?
+    public let wholeScene: [Float]?
     static let smallScenePixels = 512 * 512
 
     /// The band selection fits the raster and the model, and those bands hold real numbers.
@@ -117,74 +108,19 @@ public final class SceneReader {
         return (sum, count)
     }
 
-    /// The model input of `tile`: its source window read, nodata found (and filled with the band
-    /// mean, i.e. 0 after normalisation), scaled, normalised, reflect-padded when the scene is
-    /// smaller than the window, and resampled to `plan.tileSize` when the plan has a scale.
+    /// The recipe of this scene's tiles for `plan`, with the location the model is given.
+    public func recipe(plan: TilePlan, location: [Float] = [], temporal: [Float] = []) -> TileRecipe {
+        TileRecipe(bands: bands, means: means, stds: stds, nodata: nodata, reflectanceDivisor: reflectanceDivisor,
+                   location: location, temporal: temporal, tileSize: plan.tileSize, window: plan.window)
+    }
+
+    /// Tiles of this scene prepared with `recipe` (from the whole scene in memory when it was read).
+    public func source(_ recipe: TileRecipe) -> TileSource {
+        TileSource(raster: raster, recipe: recipe, wholeScene: wholeScene)
+    }
+
+    /// The model input of `tile` (see `TileSource.prepare`).
     public func read(_ tile: TilePlan.Tile, plan: TilePlan) throws -> TileInput {
-        let source = tile.source
-        let pixels = source.pixelCount
-        let window = plan.window, size = plan.tileSize
-        var raw = [Float](repeating: 0, count: bands.count * pixels)
-        if let wholeScene {
-            let width = raster.width, height = raster.height
-            wholeScene.withUnsafeBufferPointer { scene in
-                raw.withUnsafeMutableBufferPointer { out in
-                    for b in bands.indices {
-                        for row in 0..<source.height {
-                            (out.baseAddress! + (b * source.height + row) * source.width).update(
-                                from: scene.baseAddress! + (b * height + source.y + row) * width + source.x, count: source.width)
-                        }
-                    }
-                }
-            }
-        } else {
-            try raw.withUnsafeMutableBufferPointer { try raster.read(bands: bands, window: source, into: $0) }
-        }
-        var valid = [UInt8](repeating: 1, count: pixels)
-        var validCount = pixels
-        let fitsWindow = source.width == window && source.height == window
-        // Normalised planes of the window; written in place over `raw` when no padding is needed.
-        var normalised = fitsWindow ? [] : [Float](repeating: 0, count: bands.count * window * window)
-        raw.withUnsafeMutableBufferPointer { raw in
-            valid.withUnsafeMutableBufferPointer { valid in
-                for b in bands.indices {
-                    let plane = raw.baseAddress! + b * pixels
-                    if let marker = nodata[b].map(Float.init) {
-                        for p in 0..<pixels where plane[p] == marker || plane[p].isNaN { valid[p] = 0 }
-                    } else {
-                        for p in 0..<pixels where plane[p].isNaN { valid[p] = 0 }
-                    }
-                }
-                validCount = valid.reduce(0) { $0 + Int($1) }
-                for b in bands.indices {
-                    let plane = raw.baseAddress! + b * pixels
-                    let scale = 1 / (reflectanceDivisor * stds[b]), shift = means[b] / stds[b]
-                    for p in 0..<pixels { plane[p] = valid[p] == 1 ? plane[p] * scale - shift : 0 }
-                }
-            }
-        }
-        if !fitsWindow {
-            raw.withUnsafeBufferPointer { raw in
-                normalised.withUnsafeMutableBufferPointer { out in
-                    for b in bands.indices {
-                        Padding.reflect(raw.baseAddress! + b * pixels, height: source.height, width: source.width, top: 0, left: 0,
-                                        into: out.baseAddress! + b * window * window, outHeight: window, outWidth: window)
-                    }
-                }
-            }
-        } else {
-            normalised = raw
-        }
-        guard window != size else { return TileInput(pixels: normalised, valid: valid, validCount: validCount) }
-        var resized = [Float](repeating: 0, count: bands.count * size * size)
-        normalised.withUnsafeBufferPointer { src in
-            resized.withUnsafeMutableBufferPointer { dst in
-                for b in bands.indices {
-                    Resampling.bilinear(src.baseAddress! + b * window * window, inHeight: window, inWidth: window, channels: 1,
-                                        into: dst.baseAddress! + b * size * size, outHeight: size, outWidth: size, alignCorners: false)
-                }
-            }
-        }
-        return TileInput(pixels: resized, valid: valid, validCount: validCount)
+        try source(recipe(plan: plan)).prepare(tile.source)
     }
 }

@@ -1,3 +1,4 @@
+import CKernels
 import Foundation
 
 /// What `segment` writes per pixel.
@@ -32,10 +33,13 @@ public final class Stitcher {
     private let capacityRows: Int
     /// Scene row of accumulator row 0; rows above it are written.
     private var baseRow = 0
-    private var sums: [Float]
-    private var weightSums: [Float]
-    /// 0 where any tile saw nodata.
-    private var valid: [UInt8]
+    // The accumulators, allocated once and owned by this object (freed in deinit; one thread
+    // uses a stitcher): Σw·logits per class (classes planes of capacityRows × width), Σw, and
+    // validity (0 where any tile saw nodata). Raw pointers keep the hot loops free of
+    // copy-on-write and exclusivity checks, so they vectorise.
+    private let sums: UnsafeMutablePointer<Float>
+    private let weightSums: UnsafeMutablePointer<Float>
+    private let valid: UnsafeMutablePointer<UInt8>
     private var pending: [Int: (logits: [Float]?, valid: [UInt8]?)] = [:]
     public private(set) var nextTile = 0
 
@@ -66,9 +70,13 @@ public final class Stitcher {
         width = plan.sceneWidth
         // While grid row k is blended, open rows lie in [origin(k), origin(k) + window).
         capacityRows = min(plan.sceneHeight, n)
-        sums = [Float](repeating: 0, count: classes * capacityRows * width)
-        weightSums = [Float](repeating: 0, count: capacityRows * width)
-        valid = [UInt8](repeating: 1, count: capacityRows * width)
+        let cells = capacityRows * width
+        sums = .allocate(capacity: max(1, classes * cells))
+        sums.initialize(repeating: 0, count: classes * cells)
+        weightSums = .allocate(capacity: max(1, cells))
+        weightSums.initialize(repeating: 0, count: cells)
+        valid = .allocate(capacity: max(1, cells))
+        valid.initialize(repeating: 1, count: cells)
         if startGridRow >= plan.rows {
             nextTile = plan.count
             baseRow = plan.sceneHeight
@@ -100,28 +108,24 @@ public final class Stitcher {
         }
     }
 
+    deinit {
+        sums.deallocate()
+        weightSums.deallocate()
+        valid.deallocate()
+    }
+
     private func accumulate(_ tile: TilePlan.Tile, logits: [Float], tileValid: [UInt8]?) {
         let n = plan.window, s = tile.source, width = self.width, capacity = capacityRows * width
         precondition(s.y >= baseRow && s.y + s.height - baseRow <= capacityRows, "stitcher window overflow")
+        precondition(logits.count >= classes * n * n && (tileValid?.count ?? s.pixelCount) >= s.pixelCount, "tile \(tile.index): short logits or validity")
         logits.withUnsafeBufferPointer { l in
             weights.withUnsafeBufferPointer { w in
-                sums.withUnsafeMutableBufferPointer { sums in
-                    weightSums.withUnsafeMutableBufferPointer { weightSums in
-                        valid.withUnsafeMutableBufferPointer { valid in
-                            for row in 0..<s.height {
-                                let wy = w[row]
-                                let accRow = (s.y + row - baseRow) * width + s.x
-                                for col in 0..<s.width { weightSums[accRow + col] += wy * w[col] }
-                                if let tileValid {
-                                    for col in 0..<s.width where tileValid[row * s.width + col] == 0 { valid[accRow + col] = 0 }
-                                }
-                                for k in 0..<classes {
-                                    let src = l.baseAddress! + (k * n + row) * n
-                                    let dst = sums.baseAddress! + k * capacity + accRow
-                                    for col in 0..<s.width { dst[col] += wy * w[col] * src[col] }
-                                }
-                            }
-                        }
+                let w = w.baseAddress!
+                for row in 0..<s.height {
+                    let accRow = (s.y + row - baseRow) * width + s.x
+                    ck_blend_row(weightSums + accRow, sums + accRow, capacity, l.baseAddress! + row * n, n * n, classes, w, w[row], s.width)
+                    if let tileValid {
+                        tileValid.withUnsafeBufferPointer { ck_and_bytes(valid + accRow, $0.baseAddress! + row * s.width, s.width) }
                     }
                 }
             }
@@ -132,8 +136,7 @@ public final class Stitcher {
     private func markInvalid(_ tile: TilePlan.Tile) {
         let s = tile.source
         for row in 0..<s.height {
-            let accRow = (s.y + row - baseRow) * width + s.x
-            for col in 0..<s.width { valid[accRow + col] = 0 }
+            (valid + (s.y + row - baseRow) * width + s.x).update(repeating: 0, count: s.width)
         }
     }
 
@@ -142,28 +145,42 @@ public final class Stitcher {
         let count = end - baseRow
         guard count > 0 else { return }
         let pixels = count * width
+        let capacity = capacityRows * width
+        let (sums, weightSums, valid, classes) = (self.sums, self.weightSums, self.valid, self.classes)
         switch gridRow <= skipStripsThrough ? nil : kind {
         case nil:
             break
         case .mask:
             var bytes = [UInt8](repeating: 0, count: pixels)
-            for p in 0..<pixels where valid[p] == 1 && weightSums[p] > 0 {
-                var best = 0
-                for k in 1..<max(classes, 1) where sums[k * capacityRows * width + p] > sums[best * capacityRows * width + p] { best = k }
-                bytes[p] = Self.maskValue(classIndex: best, classes: classes)
+            bytes.withUnsafeMutableBufferPointer { out in
+                let out = out.baseAddress!
+                if classes == 2 {
+                    // The common case (water or not): 255 where class 1 wins.
+                    ck_mask2(sums, sums + capacity, weightSums, valid, out, pixels)
+                } else {
+                    for p in 0..<pixels where valid[p] == 1 && weightSums[p] > 0 {
+                        var best = 0
+                        for k in 1..<max(classes, 1) where sums[k * capacity + p] > sums[best * capacity + p] { best = k }
+                        out[p] = Self.maskValue(classIndex: best, classes: classes)
+                    }
+                }
             }
             try sink(baseRow, count, nil, bytes, gridRow)
         case .logits, .probabilities:
             var floats = [Float](repeating: .nan, count: classes * pixels)
-            for p in 0..<pixels where valid[p] == 1 && weightSums[p] > 0 {
-                let inverse = 1 / weightSums[p]
-                for k in 0..<classes { floats[k * pixels + p] = sums[k * capacityRows * width + p] * inverse }
-                if kind == .probabilities {
-                    var top = -Float.infinity
-                    for k in 0..<classes { top = max(top, floats[k * pixels + p]) }
-                    var total: Float = 0
-                    for k in 0..<classes { let e = Foundation.exp(floats[k * pixels + p] - top); floats[k * pixels + p] = e; total += e }
-                    for k in 0..<classes { floats[k * pixels + p] /= total }
+            let probabilities = kind == .probabilities
+            floats.withUnsafeMutableBufferPointer { out in
+                let out = out.baseAddress!
+                for p in 0..<pixels where valid[p] == 1 && weightSums[p] > 0 {
+                    let inverse = 1 / weightSums[p]
+                    for k in 0..<classes { out[k * pixels + p] = sums[k * capacity + p] * inverse }
+                    if probabilities {
+                        var top = -Float.infinity
+                        for k in 0..<classes { top = max(top, out[k * pixels + p]) }
+                        var total: Float = 0
+                        for k in 0..<classes { let e = Foundation.exp(out[k * pixels + p] - top); out[k * pixels + p] = e; total += e }
+                        for k in 0..<classes { out[k * pixels + p] /= total }
+                    }
                 }
             }
             try sink(baseRow, count, floats, nil, gridRow)
@@ -171,21 +188,14 @@ public final class Stitcher {
         // Slide the open rows to the top and clear the freed ones.
         let keep = capacityRows - count
         for k in 0..<classes {
-            let base = k * capacityRows * width
-            sums.withUnsafeMutableBufferPointer { b in
-                let p = b.baseAddress! + base
-                if keep > 0 { p.update(from: p + pixels, count: keep * width) }
-                (p + keep * width).update(repeating: 0, count: pixels)
-            }
+            let plane = sums + k * capacity
+            if keep > 0 { plane.update(from: plane + pixels, count: keep * width) }
+            (plane + keep * width).update(repeating: 0, count: pixels)
         }
-        weightSums.withUnsafeMutableBufferPointer { b in
-            if keep > 0 { b.baseAddress!.update(from: b.baseAddress! + pixels, count: keep * width) }
-            (b.baseAddress! + keep * width).update(repeating: 0, count: pixels)
-        }
-        valid.withUnsafeMutableBufferPointer { b in
-            if keep > 0 { b.baseAddress!.update(from: b.baseAddress! + pixels, count: keep * width) }
-            (b.baseAddress! + keep * width).update(repeating: 1, count: pixels)
-        }
+        if keep > 0 { weightSums.update(from: weightSums + pixels, count: keep * width) }
+        (weightSums + keep * width).update(repeating: 0, count: pixels)
+        if keep > 0 { valid.update(from: valid + pixels, count: keep * width) }
+        (valid + keep * width).update(repeating: 1, count: pixels)
         baseRow = end
     }
 

@@ -75,8 +75,11 @@ public final class PluginTilingJob: TilingJob {
     public var tileCount: Int { rows * columns }
     public var tilesSkipped: Int { 0 }
     public var tilesDone: Int { tilesComputed }
-    public var tilesRemaining: Int { tileCount - nextIndex }
     public var isComplete: Bool { rowsWritten == rows }
+    /// Crops are prepared here only (the plugin's preparation differs from the tiles'), in any grouping.
+    public var shape: JobShape { JobShape(firstTile: 0, tileCount: tileCount, rowLength: tileCount, workerSide: false) }
+    public var workerScene: (opening: SceneOpening, windows: TileWindows)? { nil }
+    public var dataPath: DataPath { .coordinator }
 
     /// The plugin's `input_data.mean() > 1` over every selected value, nodata and NaN included
     /// (NaN makes the comparison false, as in numpy). Read in strips, so memory stays bounded.
@@ -101,13 +104,10 @@ public final class PluginTilingJob: TilingJob {
         return m < n ? m : period - m
     }
 
-    public func nextBatch(size: Int) throws -> [TileRequest] {
-        var batch: [TileRequest] = []
-        while batch.count < size, nextIndex < tileCount {
-            batch.append(try request(nextIndex))
-            nextIndex += 1
-        }
-        return batch
+    public func prepare(tiles range: Range<Int>) throws -> (requests: [TileRequest], skipped: [Int]) {
+        let requests = try range.map { try request($0) }
+        nextIndex = max(nextIndex, range.upperBound)
+        return (requests, [])
     }
 
     /// Crop `index` prepared as the plugin prepares it, planar bands × side × side.
@@ -144,7 +144,7 @@ public final class PluginTilingJob: TilingJob {
             }
         }
         return TileRequest(job: id, tile: UInt64(index), channels: Int32(channels), height: Int32(side), width: Int32(side),
-                           location: location, temporal: [], pixels: pixels)
+                           source: window, window: Int32(side), location: location, temporal: [], pixels: pixels)
     }
 
     /// Argmax, nearest upsample to the crop, into its crop row; writes the row when complete.

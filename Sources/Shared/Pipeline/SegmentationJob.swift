@@ -13,20 +13,55 @@ public struct SegmentOptions: Sendable {
     public var batch = 1
     /// Overlapping tiles (default) or the vLLM plugin's exact pipeline.
     public var tiling: TilingMode = .overlap
+    /// Who reads and prepares tiles (results are bitwise the same either way).
+    public var dataPath: DataPath = .auto
     public init() {}
 }
 
-/// What the runner and the server's engine drive: a scene cut into tiles, results taken back
-/// in any order, then the output put in place (or nothing, on abort).
+/// Who reads a scene's tiles.
+public enum DataPath: String, Sendable, CaseIterable {
+    /// Each MPI worker that sees the same file at the same path reads its own tiles; the
+    /// coordinator ships pixels to the others. In-process, the coordinator's thread reads (it
+    /// overlaps the compute thread that way).
+    case auto
+    /// The coordinator reads every tile and ships pixels.
+    case coordinator
+    /// As auto, and the in-process worker reads its own tiles too.
+    case worker
+}
+
+/// Tile requests without pixels, for workers that read the scene themselves: pure geometry, no
+/// I/O, so the engine builds them on its own thread.
+public struct TileWindows: Sendable {
+    public let job: UInt64
+    public let plan: TilePlan
+    public let recipe: TileRecipe
+
+    public func request(_ index: Int) -> TileRequest {
+        let tile = plan.tile(index)
+        return TileRequest(job: job, tile: UInt64(index), channels: Int32(recipe.bands.count), height: Int32(plan.tileSize),
+                           width: Int32(plan.tileSize), source: tile.source, window: Int32(plan.window),
+                           location: recipe.location, temporal: recipe.temporal, pixels: [])
+    }
+}
+
+/// What the engine drives: a scene cut into tiles, prepared on the job's thread or by workers,
+/// results taken back in any order, then the output put in place (or nothing, on abort).
+/// Every call but `shape` and `workerScene` comes from the job's own thread.
 public protocol TilingJob: AnyObject {
     var id: UInt64 { get }
+    var shape: JobShape { get }
+    /// What a worker needs to read this job's tiles itself; nil: the coordinator prepares them.
+    var workerScene: (opening: SceneOpening, windows: TileWindows)? { get }
+    var dataPath: DataPath { get }
     var tileCount: Int { get }
     var tilesDone: Int { get }
     var tilesComputed: Int { get }
     var tilesSkipped: Int { get }
-    var tilesRemaining: Int { get }
     var isComplete: Bool { get }
-    func nextBatch(size: Int) throws -> [TileRequest]
+    /// Reads and prepares `tiles` here: the requests to compute together, and the tiles without
+    /// any data (blended as nodata already, never sent).
+    func prepare(tiles: Range<Int>) throws -> (requests: [TileRequest], skipped: [Int])
     func accept(_ result: TileResult) throws
     func finish() throws
     func abort(keepProgress: Bool)
@@ -71,10 +106,13 @@ public final class SegmentationJob: TilingJob {
     }
     private let sink: Sink
     private let location: [Float]
-    private var nextIndex = 0
+    public let recipe: TileRecipe
+    private let tiles: TileSource
+    public let workerScene: (opening: SceneOpening, windows: TileWindows)?
+    public let dataPath: DataPath
     /// Tiles done by the interrupted run this one continues (counted as done).
     public let tilesResumed: Int
-    /// Validity masks of tiles in flight.
+    /// Validity masks of coordinator-prepared tiles in flight that have some nodata.
     private var inFlightValid: [Int: [UInt8]] = [:]
     public private(set) var tilesComputed = 0
     public private(set) var tilesSkipped = 0
@@ -129,8 +167,17 @@ public final class SegmentationJob: TilingJob {
             let spool = try StripSpool(path: paths.partial, width: raster.width, bands: bands, bytesPerValue: kind == .mask ? 1 : 4, keepingRows: kept)
             sink = .journaled(journal, spool, settings)
         }
-        nextIndex = min(startGridRow, plan.rows) * plan.columns
-        tilesResumed = nextIndex
+        tilesResumed = min(startGridRow, plan.rows) * plan.columns
+        recipe = reader.recipe(plan: plan, location: location)
+        tiles = reader.source(recipe)
+        dataPath = options.dataPath
+        if options.dataPath != .coordinator {
+            let path = URL(fileURLWithPath: input).standardizedFileURL.path
+            workerScene = (SceneOpening(job: id, path: path, fingerprint: try FileFingerprint.of(input), recipe: recipe),
+                           TileWindows(job: id, plan: plan, recipe: recipe))
+        } else {
+            workerScene = nil
+        }
         let strips = sink
         stitcher = Stitcher(plan: plan, classes: config.numClasses, kind: kind, startGridRow: startGridRow,
                             skipStripsThrough: skipStripsThrough) { first, rows, floats, bytes, gridRow in
@@ -162,71 +209,56 @@ public final class SegmentationJob: TilingJob {
     public var locationUsed: [Float] { location }
     public var tilesDone: Int { tilesResumed + tilesComputed + tilesSkipped }
     public var tileCount: Int { plan.count }
-    /// Tiles not yet handed out.
-    public var tilesRemaining: Int { plan.count - nextIndex }
-    public var hasMoreTiles: Bool { nextIndex < plan.count }
     public var isComplete: Bool { stitcher.isComplete }
-
-    /// The next `size` tiles to compute together (fewer at the end of the plan): consecutive
-    /// computable tiles in plan order, so the grouping — and every bit of the output — does not
-    /// depend on timing or on the number of workers. Empty when every tile has been handed out.
-    /// Batches never span grid rows, so a resumed run (which restarts at a grid row) groups tiles
-    /// as the interrupted one did.
-    public func nextBatch(size: Int) throws -> [TileRequest] {
-        var batch: [TileRequest] = []
-        while batch.count < size, let tile = try nextTile() {
-            batch.append(tile)
-            if (Int(tile.tile) + 1) % plan.columns == 0 { break }
-        }
-        return batch
+    public var shape: JobShape {
+        JobShape(firstTile: tilesResumed, tileCount: plan.count, rowLength: plan.columns, workerSide: workerScene != nil)
     }
 
-    /// The next tile to compute, reading ahead past tiles that are entirely nodata (those are
-    /// blended as nodata right away and never sent). Nil when every tile has been handed out.
-    public func nextTile() throws -> TileRequest? {
-        while nextIndex < plan.count {
-            let tile = plan.tile(nextIndex)
-            nextIndex += 1
-            let input = try reader.read(tile, plan: plan)
+    /// Reads and prepares `range` (consecutive tiles of one grid row, as the engine groups them
+    /// whoever prepares them, so that the grouping — and every bit of the output — depends on
+    /// neither timing, the number of workers nor the data path). Tiles entirely without data are
+    /// blended as nodata right away and never sent.
+    public func prepare(tiles range: Range<Int>) throws -> (requests: [TileRequest], skipped: [Int]) {
+        var requests: [TileRequest] = []
+        var skipped: [Int] = []
+        for index in range {
+            let tile = plan.tile(index)
+            let input = try tiles.prepare(tile.source)
             if input.validCount == 0 {
+                skipped.append(index)
                 tilesSkipped += 1
-                try stitcher.add(tile: tile.index, logits: nil, valid: nil)
+                try stitcher.add(tile: index, logits: nil, valid: nil)
                 continue
             }
-            inFlightValid[tile.index] = input.valid
+            if input.validCount < input.valid.count { inFlightValid[index] = input.valid }
             let size = Int32(plan.tileSize)
-            return TileRequest(job: id, tile: UInt64(tile.index), channels: Int32(reader.bands.count), height: size, width: size,
-                               location: location, temporal: [], pixels: input.pixels)
+            requests.append(TileRequest(job: id, tile: UInt64(index), channels: Int32(recipe.bands.count), height: size, width: size,
+                                        source: tile.source, window: Int32(plan.window), location: location, temporal: [],
+                                        pixels: input.pixels))
         }
-        return nil
+        return (requests, skipped)
     }
 
-    /// Blends a computed tile (logits at tile size, resampled to its source window first).
+    /// Blends a finished tile: logits on its source window, or nothing for a worker-read tile
+    /// without data.
     public func accept(_ result: TileResult) throws {
         let index = Int(result.tile)
-        guard result.job == id, let valid = inFlightValid.removeValue(forKey: index) else {
+        guard result.job == id, index >= tilesResumed, index < plan.count else {
             throw PlanError("result for tile \(result.tile) of job \(result.job) was not expected")
         }
-        let size = plan.tileSize, window = plan.window, classes = config.numClasses
-        guard Int(result.classes) == classes, Int(result.height) == size, Int(result.width) == size else {
-            throw PlanError("tile \(index) came back \(result.classes)×\(result.height)×\(result.width), expected \(classes)×\(size)×\(size)")
+        if result.skipped {
+            tilesSkipped += 1
+            try stitcher.add(tile: index, logits: nil, valid: nil)
+            return
         }
-        var logits = result.logits
-        if window != size {
-            var resized = [Float](repeating: 0, count: classes * window * window)
-            logits.withUnsafeBufferPointer { src in
-                resized.withUnsafeMutableBufferPointer { dst in
-                    for k in 0..<classes {
-                        Resampling.bilinear(src.baseAddress! + k * size * size, inHeight: size, inWidth: size, channels: 1,
-                                            into: dst.baseAddress! + k * window * window, outHeight: window, outWidth: window,
-                                            alignCorners: false)
-                    }
-                }
-            }
-            logits = resized
+        let window = plan.window, classes = config.numClasses
+        guard Int(result.classes) == classes, Int(result.height) == window, Int(result.width) == window,
+              result.valid.isEmpty || result.valid.count == plan.tile(index).source.pixelCount else {
+            throw PlanError("tile \(index) came back \(result.classes)×\(result.height)×\(result.width), expected \(classes)×\(window)×\(window)")
         }
+        let valid = inFlightValid.removeValue(forKey: index) ?? (result.valid.isEmpty ? nil : result.valid)
         tilesComputed += 1
-        try stitcher.add(tile: index, logits: logits, valid: valid)
+        try stitcher.add(tile: index, logits: result.logits, valid: valid)
     }
 
     /// Puts the finished output in place: renamed from its temporary name, or, for a journaled

@@ -67,7 +67,11 @@ public final class PoolingService: Sendable {
     /// Maps what can go wrong to the status a client should see.
     static func apiError(_ error: Error) -> APIError {
         switch error {
+        case let error as JobOpenFailure: return apiError(error.underlying)
         case let error as APIError: return error
+        case let error as JobStalled: return APIError(status: 504, type: "TimeoutError", error.description)
+        case let error as JobTimedOut: return APIError(status: 504, type: "TimeoutError", error.description)
+        case let error as EngineUnavailable: return .unavailable(error.description)
         case let error as SceneError: return .badRequest(error.description)
         case let error as GDALError: return .badRequest(error.description)
         case let error as PlanError: return .badRequest(error.description)
@@ -110,7 +114,10 @@ public final class PoolingService: Sendable {
         var options = SegmentOptions()
         options.bands = bands
         options.tiling = request.tiling ?? policy.defaultTiling
-        let report = try await engine.segment(input: input, output: output, options: options)
+        options.dataPath = request.inputFormat == .path ? policy.dataPath : .coordinator
+        let elapsed = monotonicSeconds() - start
+        let report = try await engine.segment(input: input, output: output, options: options,
+                                              timeout: policy.requestTimeout.map { max(0.001, $0 - elapsed) })
         let payload: String
         switch request.outputFormat {
         case .path: payload = output

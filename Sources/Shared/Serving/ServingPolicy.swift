@@ -14,6 +14,11 @@ public struct ServingPolicy: Sendable {
     public var outputDirectory: String
     /// Tiling of requests that do not choose one (`data.tiling`).
     public var defaultTiling: TilingMode = .overlap
+    /// Who reads `path` inputs' tiles; downloaded and base64 inputs live in the coordinator's
+    /// scratch directory and are always read there.
+    public var dataPath: DataPath = .auto
+    /// Seconds a request may take from arrival to answer (nil: no limit); past it, 504.
+    public var requestTimeout: Double?
 
     public init(allowedLocalMediaPath: String?, allowedMediaDomains: [String], downloadLimits: DownloadLimits,
                 maxRequestPixels: Int, outputDirectory: String) {

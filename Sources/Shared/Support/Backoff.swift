@@ -27,6 +27,15 @@ public struct Backoff {
         return min(maxSleepMicroseconds, UInt32(20) << UInt32(shift))
     }
 
+    public var cap: UInt32 { maxSleepMicroseconds }
+
+    /// The next sleep, at most `cap` µs, advancing the schedule: for loops that sleep elsewhere
+    /// (a condition wait that other threads can cut short).
+    public mutating func advance(cap: UInt32) -> UInt32 {
+        defer { attempt += 1 }
+        return min(cap, nextSleepMicroseconds)
+    }
+
     public mutating func wait() {
         let micros = nextSleepMicroseconds
         attempt += 1

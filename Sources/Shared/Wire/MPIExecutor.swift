@@ -57,25 +57,33 @@ public final class MPIExecutor: TileExecutor {
         return ready
     }
 
+    public var needsPolling: Bool { true }
+    public var isInProcess: Bool { false }
+    public func setWakeHandler(_ wake: @escaping @Sendable () -> Void) {}
+
+    public func openScene(_ opening: SceneOpening, on worker: Int) throws {
+        sends.append(try world.startSend(.openScene(opening), to: worker))
+    }
+
+    public func closeScene(job: UInt64, on worker: Int) throws {
+        sends.append(try world.startSend(.closeScene(job: job), to: worker))
+    }
+
     public func send(_ batch: [TileRequest], to worker: Int) throws {
         sends.append(try world.startSend(.tiles(batch), to: worker))
     }
 
-    public func poll(timeout: Double) throws -> [TileOutcome] {
-        var backoff = Backoff.busy
-        let deadline = monotonicSeconds() + timeout
-        while true {
-            sends = try sends.filter { try !$0.test() }
-            var outcomes: [TileOutcome] = []
-            while let (source, message) = try world.receiveMessageIfAvailable() {
-                switch message {
-                case .result(let result): outcomes.append(.result(result, worker: source))
-                case .failure(let failure): outcomes.append(.failure(failure, worker: source))
-                default: logger.warning("ignoring message with tag \(message.tag) from rank \(source)")
-                }
+    public func poll() throws -> [TileOutcome] {
+        sends = try sends.filter { try !$0.test() }
+        var outcomes: [TileOutcome] = []
+        while let (source, message) = try world.receiveMessageIfAvailable() {
+            switch message {
+            case .result(let result): outcomes.append(.result(result, worker: source))
+            case .failure(let failure): outcomes.append(.failure(failure, worker: source))
+            case .sceneOpened(let job, let error): outcomes.append(.sceneOpened(job: job, worker: source, error: error))
+            default: logger.warning("ignoring message with tag \(message.tag) from rank \(source)")
             }
-            if !outcomes.isEmpty || monotonicSeconds() >= deadline { return outcomes }
-            backoff.wait()
         }
+        return outcomes
     }
 }

@@ -1,7 +1,7 @@
 import Foundation
 
 /// Version of the coordinator⇄worker protocol; a worker from another build is refused at hello.
-public let wireProtocolVersion: UInt32 = 2
+public let wireProtocolVersion: UInt32 = 3
 
 /// First message of every worker: who and where it is, and what it can do.
 public struct WorkerHello: Equatable, Sendable {
@@ -37,25 +37,38 @@ public struct WorkerReady: Equatable, Sendable {
     }
 }
 
-/// One model input tile, already scaled and normalised: `channels × height × width` float32.
+/// One model input tile: `channels × height × width` float32 already scaled and normalised, or
+/// no pixels at all — then the worker prepares the tile itself from `source` of the job's scene
+/// (opened with `.openScene`). Either way the worker returns logits resampled to `window`.
 public struct TileRequest: Equatable, Sendable {
     public var job: UInt64
     public var tile: UInt64
     public var channels: Int32
     public var height: Int32
     public var width: Int32
+    /// The tile's source pixels in the scene.
+    public var source: PixelWindow
+    /// Side of the source window the logits are resampled to (`height` for none).
+    public var window: Int32
     /// (longitude, latitude) in degrees of the scene centre, or empty.
     public var location: [Float]
     /// (year, day of year), or empty.
     public var temporal: [Float]
+    /// Empty for a tile the worker reads itself.
     public var pixels: [Float]
-    public init(job: UInt64, tile: UInt64, channels: Int32, height: Int32, width: Int32, location: [Float], temporal: [Float], pixels: [Float]) {
+    public init(job: UInt64, tile: UInt64, channels: Int32, height: Int32, width: Int32, source: PixelWindow, window: Int32,
+                location: [Float], temporal: [Float], pixels: [Float]) {
         self.job = job; self.tile = tile; self.channels = channels; self.height = height; self.width = width
+        self.source = source; self.window = window
         self.location = location; self.temporal = temporal; self.pixels = pixels
     }
+
+    /// Whether the worker reads and prepares this tile itself.
+    public var preparedByWorker: Bool { pixels.isEmpty }
 }
 
-/// Per-class logits of one tile: `classes × height × width` float32.
+/// Per-class logits of one tile on its source window: `classes × height × width` float32, or
+/// nothing for a tile the worker read and found without any data (`skipped`).
 public struct TileResult: Equatable, Sendable {
     public var job: UInt64
     public var tile: UInt64
@@ -64,9 +77,27 @@ public struct TileResult: Equatable, Sendable {
     public var width: Int32
     public var computeSeconds: Double
     public var logits: [Float]
-    public init(job: UInt64, tile: UInt64, classes: Int32, height: Int32, width: Int32, computeSeconds: Double, logits: [Float]) {
+    /// Validity of the source window's pixels, for tiles the worker prepared with some nodata;
+    /// empty when every pixel is valid or the coordinator prepared the tile (it knows).
+    public var valid: [UInt8]
+    /// A worker-prepared tile whose every pixel is nodata: nothing was computed.
+    public var skipped: Bool
+    public init(job: UInt64, tile: UInt64, classes: Int32, height: Int32, width: Int32, computeSeconds: Double, logits: [Float],
+                valid: [UInt8] = [], skipped: Bool = false) {
         self.job = job; self.tile = tile; self.classes = classes; self.height = height; self.width = width
-        self.computeSeconds = computeSeconds; self.logits = logits
+        self.computeSeconds = computeSeconds; self.logits = logits; self.valid = valid; self.skipped = skipped
+    }
+}
+
+/// Coordinator → worker: open the job's scene to read tiles from it, if the file the worker sees
+/// at `path` is the coordinator's (same fingerprint); the worker answers `.sceneOpened`.
+public struct SceneOpening: Equatable, Sendable {
+    public var job: UInt64
+    public var path: String
+    public var fingerprint: FileFingerprint
+    public var recipe: TileRecipe
+    public init(job: UInt64, path: String, fingerprint: FileFingerprint, recipe: TileRecipe) {
+        self.job = job; self.path = path; self.fingerprint = fingerprint; self.recipe = recipe
     }
 }
 
@@ -92,6 +123,10 @@ public enum WireMessage: Equatable, Sendable {
     /// Echo request for measuring the fabric (`coordinator world --ping-seconds`); the worker answers `.pong`.
     case ping(sequence: UInt64, payload: [UInt8])
     case pong(sequence: UInt64, payload: [UInt8])
+    case openScene(SceneOpening)
+    /// Worker → coordinator: the scene is open (nil), or why the worker cannot read it.
+    case sceneOpened(job: UInt64, error: String?)
+    case closeScene(job: UInt64)
 
     public var tag: Int32 {
         switch self {
@@ -104,6 +139,9 @@ public enum WireMessage: Equatable, Sendable {
         case .shutdown: return 7
         case .ping: return 8
         case .pong: return 9
+        case .openScene: return 10
+        case .sceneOpened: return 11
+        case .closeScene: return 12
         }
     }
 
@@ -121,12 +159,14 @@ public enum WireMessage: Equatable, Sendable {
             w.write(UInt32(batch.count))
             for m in batch {
                 w.write(m.job); w.write(m.tile); w.write(m.channels); w.write(m.height); w.write(m.width)
+                w.write(m.source); w.write(m.window)
                 w.write(floats: m.location); w.write(floats: m.temporal); w.write(floats: m.pixels)
             }
         case .result(let m):
-            w = ByteWriter(capacity: 64 + m.logits.count * 4)
+            w = ByteWriter(capacity: 64 + m.logits.count * 4 + m.valid.count)
             w.write(m.job); w.write(m.tile); w.write(m.classes); w.write(m.height); w.write(m.width)
-            w.write(m.computeSeconds); w.write(floats: m.logits)
+            w.write(m.computeSeconds); w.write(m.skipped); w.write(floats: m.logits)
+            w.write(UInt64(m.valid.count)); w.append(m.valid)
         case .failure(let m):
             w.write(m.job); w.write(m.tile); w.write(m.message)
         case .shutdown(let reason):
@@ -134,6 +174,14 @@ public enum WireMessage: Equatable, Sendable {
         case .ping(let sequence, let payload), .pong(let sequence, let payload):
             w = ByteWriter(capacity: 16 + payload.count)
             w.write(sequence); w.write(UInt64(payload.count)); w.append(payload)
+        case .openScene(let m):
+            w.write(m.job); w.write(m.path)
+            w.write(m.fingerprint.size); w.write(m.fingerprint.modified); w.write(m.fingerprint.digest)
+            w.write(m.recipe)
+        case .sceneOpened(let job, let error):
+            w.write(job); w.write(error != nil); w.write(error ?? "")
+        case .closeScene(let job):
+            w.write(job)
         }
         return w.bytes
     }
@@ -163,26 +211,31 @@ public enum WireMessage: Equatable, Sendable {
             for _ in 0..<count {
                 let job: UInt64 = try r.read(), tile: UInt64 = try r.read()
                 let channels: Int32 = try r.read(), height: Int32 = try r.read(), width: Int32 = try r.read()
+                let source = try r.readWindow(), window: Int32 = try r.read()
                 let location = try r.readFloats(), temporal = try r.readFloats(), pixels = try r.readFloats()
-                guard channels > 0, height > 0, width > 0, pixels.count == Int(channels) * Int(height) * Int(width) else {
+                guard channels > 0, height > 0, width > 0, window > 0,
+                      pixels.isEmpty || pixels.count == Int(channels) * Int(height) * Int(width) else {
                     throw WireError("tile \(tile): \(pixels.count) pixels do not fill \(channels)×\(height)×\(width)")
                 }
                 guard location.count == 0 || location.count == 2, temporal.count == 0 || temporal.count == 2 else {
                     throw WireError("tile \(tile): location and temporal coordinates take 0 or 2 values")
                 }
                 batch.append(TileRequest(job: job, tile: tile, channels: channels, height: height, width: width,
-                                         location: location, temporal: temporal, pixels: pixels))
+                                         source: source, window: window, location: location, temporal: temporal, pixels: pixels))
             }
             message = .tiles(batch)
         case 5:
             let job: UInt64 = try r.read(), tile: UInt64 = try r.read()
             let classes: Int32 = try r.read(), height: Int32 = try r.read(), width: Int32 = try r.read()
             let seconds: Double = try r.read()
+            let skipped: Bool = try r.read()
             let logits = try r.readFloats()
-            guard classes > 0, height > 0, width > 0, logits.count == Int(classes) * Int(height) * Int(width) else {
+            let valid = try r.readBytes()
+            guard classes > 0, height > 0, width > 0, skipped ? logits.isEmpty : logits.count == Int(classes) * Int(height) * Int(width) else {
                 throw WireError("result of tile \(tile): \(logits.count) logits do not fill \(classes)×\(height)×\(width)")
             }
-            message = .result(TileResult(job: job, tile: tile, classes: classes, height: height, width: width, computeSeconds: seconds, logits: logits))
+            message = .result(TileResult(job: job, tile: tile, classes: classes, height: height, width: width, computeSeconds: seconds,
+                                         logits: logits, valid: valid, skipped: skipped))
         case 6:
             message = .failure(TileFailure(job: try r.read(), tile: try r.read(), message: try r.read()))
         case 7:
@@ -191,6 +244,17 @@ public enum WireMessage: Equatable, Sendable {
             let sequence: UInt64 = try r.read()
             let payload = try r.readBytes()
             message = tag == 8 ? .ping(sequence: sequence, payload: payload) : .pong(sequence: sequence, payload: payload)
+        case 10:
+            let job: UInt64 = try r.read(), path: String = try r.read()
+            let fingerprint = FileFingerprint(size: try r.read(), modified: try r.read(), digest: try r.read())
+            message = .openScene(SceneOpening(job: job, path: path, fingerprint: fingerprint, recipe: try r.readRecipe()))
+        case 11:
+            let job: UInt64 = try r.read()
+            let failed: Bool = try r.read()
+            let error: String = try r.read()
+            message = .sceneOpened(job: job, error: failed ? error : nil)
+        case 12:
+            message = .closeScene(job: try r.read())
         default:
             throw WireError("unknown message tag \(tag)")
         }
@@ -219,5 +283,53 @@ extension MPIWorld {
     public func receiveMessage(from source: Int? = nil, timeout: Double? = nil) throws -> (source: Int, message: WireMessage)? {
         guard let (envelope, bytes) = try receive(from: source, timeout: timeout) else { return nil }
         return (envelope.source, try WireMessage.decode(tag: envelope.tag, bytes: bytes))
+    }
+}
+
+extension ByteWriter {
+    mutating func write(_ window: PixelWindow) {
+        write(Int32(window.x)); write(Int32(window.y)); write(Int32(window.width)); write(Int32(window.height))
+    }
+
+    mutating func write(_ recipe: TileRecipe) {
+        write(UInt32(recipe.bands.count))
+        for band in recipe.bands { write(Int32(band)) }
+        for value in recipe.nodata { write(value != nil); write(value ?? 0) }
+        write(floats: recipe.means); write(floats: recipe.stds)
+        write(recipe.reflectanceDivisor)
+        write(floats: recipe.location); write(floats: recipe.temporal)
+        write(Int32(recipe.tileSize)); write(Int32(recipe.window))
+    }
+}
+
+extension ByteReader {
+    mutating func readWindow() throws -> PixelWindow {
+        let x = Int(try read(Int32.self)), y = Int(try read(Int32.self))
+        let width = Int(try read(Int32.self)), height = Int(try read(Int32.self))
+        guard x >= 0, y >= 0, width > 0, height > 0 else { throw WireError("window \(width)×\(height) at (\(x), \(y))") }
+        return PixelWindow(x: x, y: y, width: width, height: height)
+    }
+
+    mutating func readRecipe() throws -> TileRecipe {
+        let count = Int(try read(UInt32.self))
+        guard count >= 1, count <= 256 else { throw WireError("a recipe of \(count) bands") }
+        var bands: [Int] = []
+        for _ in 0..<count { bands.append(Int(try read(Int32.self))) }
+        var nodata: [Double?] = []
+        for _ in 0..<count {
+            let has: Bool = try read()
+            let value: Double = try read()
+            nodata.append(has ? value : nil)
+        }
+        let means = try readFloats(), stds = try readFloats()
+        let divisor: Float = try read()
+        let location = try readFloats(), temporal = try readFloats()
+        let tileSize = Int(try read(Int32.self)), window = Int(try read(Int32.self))
+        guard means.count == count, stds.count == count, tileSize > 0, window > 0,
+              location.count == 0 || location.count == 2, temporal.count == 0 || temporal.count == 2 else {
+            throw WireError("an inconsistent tile recipe (\(count) bands, \(means.count) means, \(stds.count) stds)")
+        }
+        return TileRecipe(bands: bands, means: means, stds: stds, nodata: nodata, reflectanceDivisor: divisor,
+                          location: location, temporal: temporal, tileSize: tileSize, window: window)
     }
 }

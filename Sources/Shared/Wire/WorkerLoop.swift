@@ -1,26 +1,8 @@
 import Foundation
 import Logging
 
-/// Runs tiles through a loaded model. One instance per worker process; not shared across threads.
-public protocol TileComputer: AnyObject {
-    /// A one-line description for logs (architecture, parameters).
-    var summary: String { get }
-    /// Computes tiles of one shape together (one forward pass over the batch).
-    func compute(_ tiles: [TileRequest]) throws -> [TileResult]
-}
-
-extension TileComputer {
-    /// Computes one batch; a failure fails each of its tiles, with `context` naming the worker.
-    public func outcomes(of batch: [TileRequest], context: String) -> [Result<TileResult, TileFailure>] {
-        do {
-            return try compute(batch).map { .success($0) }
-        } catch {
-            return batch.map { .failure(TileFailure(job: $0.job, tile: $0.tile, message: "\(context): \(error)")) }
-        }
-    }
-}
-
-/// Worker side of the protocol: hello, then setup → ready, tiles → results, until shutdown.
+/// Worker side of the protocol: hello, then setup → ready, openScene → sceneOpened,
+/// tiles → results, until shutdown.
 ///
 /// Tiles that arrive while a tile is computing queue up locally, so the next tile's pixels are
 /// already here when the current one finishes. A result is sent and completed before the next
@@ -30,7 +12,7 @@ public final class WorkerLoop {
     private let world: MPIWorld
     private let logger: Logger
     private let load: (WorkerSetup) throws -> TileComputer
-    private var computer: TileComputer?
+    private var processor: TileProcessor?
     private var queue: [[TileRequest]] = []
 
     public init(world: MPIWorld, logger: Logger, load: @escaping (WorkerSetup) throws -> TileComputer) {
@@ -76,19 +58,24 @@ public final class WorkerLoop {
             do {
                 if setup.blasThreads > 0 { BLAS.threads = Int(setup.blasThreads) }
                 let loaded = try load(setup)
-                computer = loaded
+                processor = TileProcessor(computer: loaded, context: "rank \(world.rank) on \(world.processorName)")
                 try world.send(.ready(WorkerReady(error: nil, loadSeconds: monotonicSeconds() - start, summary: loaded.summary,
                                                   threads: Int32(BLAS.threads))), to: 0)
             } catch {
-                computer = nil
+                processor = nil
                 try world.send(.ready(WorkerReady(error: "\(error)", loadSeconds: monotonicSeconds() - start, summary: "",
                                                   threads: Int32(BLAS.threads))), to: 0)
             }
         case .tiles(let batch):
             queue.append(batch)
+        case .openScene(let opening):
+            let error = processor.map { $0.openScene(opening) } ?? "worker \(world.rank) has no model loaded"
+            try world.send(.sceneOpened(job: opening.job, error: error), to: source)
+        case .closeScene(let job):
+            processor?.closeScene(job: job)
         case .ping(let sequence, let payload):
             try world.send(.pong(sequence: sequence, payload: payload), to: source)
-        case .hello, .ready, .result, .failure, .pong:
+        case .hello, .ready, .result, .failure, .pong, .sceneOpened:
             logger.warning("ignoring unexpected message with tag \(message.tag) from rank \(source)")
         }
         return true
@@ -96,9 +83,9 @@ public final class WorkerLoop {
 
     private func computeNext() -> [Result<TileResult, TileFailure>] {
         let batch = queue.removeFirst()
-        guard let computer else {
+        guard let processor else {
             return batch.map { .failure(TileFailure(job: $0.job, tile: $0.tile, message: "worker \(world.rank) has no model loaded")) }
         }
-        return computer.outcomes(of: batch, context: "rank \(world.rank) on \(world.processorName)")
+        return processor.process(batch)
     }
 }
