@@ -2,7 +2,8 @@
 # A real multi-host run on one machine: three network namespaces with their own addresses
 # (10.77.N.2, routed through this host), one "host" for the coordinator and two for tile workers,
 # MPI over TCP between them (UCX_TLS=tcp), hydra starting its proxies in each namespace through a
-# launcher that stands in for ssh. The mask must equal an in-process run; every namespace and link
+# launcher that stands in for ssh. The mask must equal an in-process run, with the workers
+# reading their own tiles and with pixels shipped; every namespace and link
 # is removed afterwards, and any failure exits non-zero. Needs root and iproute2; says why and
 # skips (exit 0) when the machine does not allow it.
 #
@@ -57,22 +58,32 @@ LAUNCHER
 chmod +x "$work/netns-launcher"
 
 "$bin/coordinator" create-model "$work/model" --preset small --embed-dim 64 --heads 2 --depth 2 --decoder-channels 32 >/dev/null
-"$bin/coordinator" create-scene "$work/scene.tif" --width 700 --height 520 >/dev/null
+"$bin/coordinator" create-scene "$work/scene.tif" --width 1000 --height 700 >/dev/null
 "$bin/coordinator" segment "$work/model" "$work/scene.tif" "$work/reference.tif" --threads 1 --quiet 2>/dev/null
 
-echo "multihost-test: coordinator on ${hosts[0]} (10.77.0.2), workers on ${hosts[1]} and ${hosts[2]}, MPI over TCP"
-timeout 300 mpiexec -genv PRITHVI_FINALIZE_TIMEOUT ${PRITHVI_FINALIZE_TIMEOUT:-10} -launcher ssh -launcher-exec "$work/netns-launcher" \
-    -hosts "${hosts[0]}:1,${hosts[1]}:1,${hosts[2]}:1" -iface "${tag}r0" \
-    -genv UCX_TLS tcp,self -genv UCX_NET_DEVICES mpi0 \
-    -np 1 "$bin/coordinator" segment "$work/model" "$work/scene.tif" "$work/mask.tif" --threads 1 --quiet \
-    : -np 2 "$bin/tileworker" 2>&1 | tee "$work/log"
-status=${PIPESTATUS[0]}
-[ "$status" -eq 0 ] || { echo "multihost-test: FAILED: mpiexec exited with $status" >&2; exit 1; }
-grep -q "2 tile workers on 2 host(s)" "$work/log" || { echo "multihost-test: FAILED: the workers did not run on two hosts" >&2; exit 1; }
-for host in "${hosts[1]}" "${hosts[2]}"; do
-    grep -q "on $host (pid" "$work/log" || { echo "multihost-test: FAILED: no worker on $host" >&2; exit 1; }
-done
 reference=$(gdalinfo -checksum "$work/reference.tif" | grep Checksum)
-mask=$(gdalinfo -checksum "$work/mask.tif" | grep Checksum)
-[ "$reference" = "$mask" ] || { echo "multihost-test: FAILED: mask differs from the in-process run ($mask vs $reference)" >&2; exit 1; }
-echo "multihost-test: passed: the mask over 3 hosts equals the in-process mask ($mask)"
+# Both data paths: workers reading their own tiles (they see the same files) and pixels shipped.
+for path in auto coordinator; do
+    echo "multihost-test: coordinator on ${hosts[0]} (10.77.0.2), workers on ${hosts[1]} and ${hosts[2]}, MPI over TCP, --data-path $path"
+    timeout 300 mpiexec -genv PRITHVI_FINALIZE_TIMEOUT ${PRITHVI_FINALIZE_TIMEOUT:-10} -launcher ssh -launcher-exec "$work/netns-launcher" \
+        -hosts "${hosts[0]}:1,${hosts[1]}:1,${hosts[2]}:1" -iface "${tag}r0" \
+        -genv UCX_TLS tcp,self -genv UCX_NET_DEVICES mpi0 \
+        -np 1 "$bin/coordinator" segment "$work/model" "$work/scene.tif" "$work/mask-$path.tif" --threads 1 --quiet --data-path "$path" \
+        : -np 2 "$bin/tileworker" 2>&1 | tee "$work/log"
+    status=${PIPESTATUS[0]}
+    [ "$status" -eq 0 ] || { echo "multihost-test: FAILED: mpiexec exited with $status" >&2; exit 1; }
+    grep -q "2 tile workers on 2 host(s)" "$work/log" || { echo "multihost-test: FAILED: the workers did not run on two hosts" >&2; exit 1; }
+    for host in "${hosts[1]}" "${hosts[2]}"; do
+        grep -q "on $host (pid" "$work/log" || { echo "multihost-test: FAILED: no worker on $host" >&2; exit 1; }
+    done
+    read_by_workers=$(grep -o "[0-9]* tiles read by the workers" "$work/log" | grep -o "^[0-9]*")
+    if [ "$path" = auto ]; then
+        [ "${read_by_workers:-0}" -gt 0 ] || { echo "multihost-test: FAILED: no worker read its own tiles" >&2; exit 1; }
+    else
+        [ "${read_by_workers:-1}" -eq 0 ] || { echo "multihost-test: FAILED: workers read tiles with --data-path coordinator" >&2; exit 1; }
+    fi
+    mask=$(gdalinfo -checksum "$work/mask-$path.tif" | grep Checksum)
+    [ "$reference" = "$mask" ] || { echo "multihost-test: FAILED: the $path mask differs from the in-process run ($mask vs $reference)" >&2; exit 1; }
+    echo "multihost-test: --data-path $path: the mask over 3 hosts equals the in-process mask ($mask); $read_by_workers tiles read by the workers"
+done
+echo "multihost-test: passed"
