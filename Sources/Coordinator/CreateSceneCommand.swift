@@ -32,6 +32,9 @@ struct CreateSceneCommand: ParsableCommand {
     @Option(help: "int16 or uint16 (DN, nodata 0) or float32 (reflectance 0…1, nodata NaN).")
     var type: String = "int16"
 
+    @Option(help: "Seed of the surface texture (scenes with other seeds differ).")
+    var seed: UInt64 = 1
+
     @Flag(help: "Write no CRS or geotransform.")
     var noGeoreference = false
 
@@ -46,6 +49,7 @@ struct CreateSceneCommand: ParsableCommand {
         spec.bands = bands
         spec.nodataCorner = nodataCorner
         spec.georeferenced = !noGeoreference
+        spec.seed = seed
         switch type {
         case "int16": spec.type = .int16
         case "uint16": spec.type = .uint16

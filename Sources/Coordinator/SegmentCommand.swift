@@ -201,6 +201,11 @@ struct SegmentCommand: ParsableCommand {
         let names = Dictionary(uniqueKeysWithValues: executor.workerRanks.map { ($0, executor.describe(worker: $0)) })
         let statuses = run.segment(on: engine, scenesInFlight: scenesInFlight, workers: names)
         engine.stop()
+        let traffic = executor.traffic
+        if traffic.sent + traffic.received > 0 {
+            let tiles = max(1, run.tilesComputed)
+            logger.info("MPI tile traffic: \(traffic.sent) bytes sent, \(traffic.received) received (\(traffic.sent / tiles) and \(traffic.received / tiles) per computed tile)")
+        }
         let failed = statuses.filter { $0 != 0 }
         if !single {
             logger.info("\(scenes.count - failed.count) of \(scenes.count) scene(s) done in \(String(format: "%.1f", run.seconds)) s, \(run.tilesComputed) tiles computed\(failed.isEmpty ? "" : "; \(failed.count) failed")")

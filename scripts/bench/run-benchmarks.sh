@@ -6,8 +6,11 @@
 #   4. throughput with N = 1, 2 MPI workers of one BLAS thread
 #   5. serve: /pooling load test (throughput, p50/p99 latency, HTTP overhead beside the tiles)
 #   6. tiling: the same scene with --tiling overlap (default) and --tiling vllm, alternating, 3 rounds
+#   7. capacity: coordinator CPU per tile, tiles/s and MPI bytes per tile for both data paths
+#      (micro model, 6000² and 10980² scenes, 1 and 2 workers), a ceiling model, and 3 scenes in
+#      one job vs three jobs
 # PYTHON must point at an interpreter with terratorch installed for the references (skipped otherwise).
-# Usage: scripts/bench/run-benchmarks.sh [tile|scene|memory|scaling|serve|tiling|all]
+# Usage: scripts/bench/run-benchmarks.sh [tile|scene|memory|scaling|serve|tiling|capacity|all]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 bin=.build/release
@@ -88,5 +91,53 @@ if [ "$what" = tiling ] || [ "$what" = all ]; then
                 --tiling "$mode" --threads 2 --quiet 2>/dev/null
             echo "$mode: $(awk -v a="$start" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }') s"
         done
+    done
+fi
+
+if [ "$what" = capacity ] || [ "$what" = all ]; then
+    echo "== coordinator capacity: a 77k-parameter model (the workers are never the bottleneck), one BLAS thread per worker"
+    micro=$models/micro
+    [ -f "$micro/model.safetensors" ] || "$bin/coordinator" create-model "$micro" --embed-dim 32 --heads 1 --depth 1 --decoder-channels 8 >/dev/null
+    [ -f "$models/scene-6000.tif" ] || "$bin/coordinator" create-scene "$models/scene-6000.tif" --width 6000 --height 6000
+    [ -f "$models/scene-10980.tif" ] || "$bin/coordinator" create-scene "$models/scene-10980.tif" --width 10980 --height 10980
+    mkdir -p "$models/outputs"
+    log=$(mktemp)
+    for scene in 6000 10980; do
+        for workers in 1 2; do
+            for path in auto coordinator; do
+                mpirun -np 1 /usr/bin/time -f "cpu %U %S wall %e rss %M" "$bin/coordinator" segment "$micro" "$models/scene-$scene.tif" \
+                    "$models/outputs/capacity.tif" --quiet --threads 1 --data-path "$path" : -np "$workers" "$bin/tileworker" > "$log" 2>&1
+                awk -v scene="$scene" -v workers="$workers" -v path="$path" '
+                    /wrote/ { for (i = 1; i <= NF; i++) if ($i == "computed,") computed = substr($(i - 1), 2) }
+                    /MPI tile traffic/ { sent = $(NF - 7); received = $(NF - 5) }
+                    /^cpu/ { cpu = $2 + $3; wall = $5; rss = $7 }
+                    END { printf "%5s² %-11s %d worker(s): coordinator CPU %.2f ms/tile (%.2f s for %d tiles), %.0f tiles/s wall, %s/%s bytes per tile sent/received, RSS %d MB\n",
+                                 scene, path, workers, 1000 * cpu / computed, cpu, computed, computed / wall, sent, received, rss / 1024 }' "$log"
+            done
+        done
+    done
+    rm -f "$log"
+    echo "-- ceiling model (a prediction from the figures above, not a measurement): a worker core computes one 300M tile"
+    echo "   in T seconds (coordinator bench, 1 thread), the coordinator spends C ms of CPU per tile, so one coordinator"
+    echo "   feeds at most 1000·T/C worker cores; a 10980² Sentinel-2 tile is 2601 tiles at the default stride."
+    echo "   e.g. T = 2.5 s, C = 2 ms: 1250 worker cores; 4 nodes × 32 cores: 2601·2.5/127 = 51 s; 16 nodes: 13 s; 64 nodes: max(2601·2.5/2047, 2601·0.002) = 5.2 s"
+
+    echo "== three 1000×700 scenes, small model, 2 workers: one job (--output-dir) vs three jobs"
+    [ -f "$models/tiny/model.safetensors" ] || "$bin/coordinator" create-model "$models/tiny" --preset small --embed-dim 64 --heads 2 --depth 2 --decoder-channels 32
+    for k in 1 2 3; do [ -f "$models/scene-multi-$k.tif" ] || "$bin/coordinator" create-scene "$models/scene-multi-$k.tif" --width 1000 --height 700 --seed "$k" >/dev/null; done
+    for round in 1 2 3; do
+        start=$(date +%s.%N)
+        mpirun -np 1 "$bin/coordinator" segment "$models/tiny" "$models"/scene-multi-{1,2,3}.tif --output-dir "$models/outputs/multi" \
+            --quiet --threads 1 : -np 2 "$bin/tileworker" > /dev/null 2>&1
+        middle=$(date +%s.%N)
+        for k in 1 2 3; do
+            mpirun -np 1 "$bin/coordinator" segment "$models/tiny" "$models/scene-multi-$k.tif" "$models/outputs/single-$k.tif" \
+                --quiet --threads 1 : -np 2 "$bin/tileworker" > /dev/null 2>&1
+        done
+        end=$(date +%s.%N)
+        same=yes
+        for k in 1 2 3; do cmp -s <(gdalinfo -checksum "$models/outputs/multi/scene-multi-$k.tif" | grep Checksum) \
+                                  <(gdalinfo -checksum "$models/outputs/single-$k.tif" | grep Checksum) || same=no; done
+        awk -v a="$start" -v b="$middle" -v c="$end" -v same="$same" 'BEGIN { printf "one job %.1f s, three jobs %.1f s (%.2f×); masks identical: %s\n", b - a, c - b, (b - a) / (c - b), same }'
     done
 fi

@@ -27,6 +27,8 @@ public protocol TileExecutor: AnyObject {
     var needsPolling: Bool { get }
     /// Whether the workers share this process (then reading tiles here overlaps their compute).
     var isInProcess: Bool { get }
+    /// Bytes of tile traffic so far: sent to workers, received from them (0 in-process).
+    var traffic: (sent: Int, received: Int) { get }
 }
 
 /// The world-size-1 worker: a background thread with a `TileProcessor`, fed through a queue, so
@@ -58,6 +60,7 @@ public final class InProcessExecutor: TileExecutor, @unchecked Sendable {
     public func describe(worker: Int) -> String { "in-process worker (\(BLAS.threads) BLAS threads)" }
     public var needsPolling: Bool { false }
     public var isInProcess: Bool { true }
+    public var traffic: (sent: Int, received: Int) { (0, 0) }
 
     public func setWakeHandler(_ wake: @escaping @Sendable () -> Void) {
         channel.condition.withLock { channel.wake = wake }

@@ -8,6 +8,7 @@ public final class MPIExecutor: TileExecutor {
     public let world: MPIWorld
     public private(set) var workers: [WorkerInfo]
     private var sends: [MPISendRequest] = []
+    public private(set) var traffic: (sent: Int, received: Int) = (0, 0)
     private let logger: Logger
 
     public init(world: MPIWorld, workers: [WorkerInfo], logger: Logger) {
@@ -61,22 +62,23 @@ public final class MPIExecutor: TileExecutor {
     public var isInProcess: Bool { false }
     public func setWakeHandler(_ wake: @escaping @Sendable () -> Void) {}
 
-    public func openScene(_ opening: SceneOpening, on worker: Int) throws {
-        sends.append(try world.startSend(.openScene(opening), to: worker))
-    }
+    public func openScene(_ opening: SceneOpening, on worker: Int) throws { try start(.openScene(opening), to: worker) }
+    public func closeScene(job: UInt64, on worker: Int) throws { try start(.closeScene(job: job), to: worker) }
+    public func send(_ batch: [TileRequest], to worker: Int) throws { try start(.tiles(batch), to: worker) }
 
-    public func closeScene(job: UInt64, on worker: Int) throws {
-        sends.append(try world.startSend(.closeScene(job: job), to: worker))
-    }
-
-    public func send(_ batch: [TileRequest], to worker: Int) throws {
-        sends.append(try world.startSend(.tiles(batch), to: worker))
+    private func start(_ message: WireMessage, to worker: Int) throws {
+        let bytes = message.encoded()
+        traffic.sent += bytes.count
+        sends.append(try world.startSend(bytes, to: worker, tag: message.tag))
     }
 
     public func poll() throws -> [TileOutcome] {
         sends = try sends.filter { try !$0.test() }
         var outcomes: [TileOutcome] = []
-        while let (source, message) = try world.receiveMessageIfAvailable() {
+        while let (envelope, bytes) = try world.receiveIfAvailable() {
+            traffic.received += bytes.count
+            let source = envelope.source
+            let message = try WireMessage.decode(tag: envelope.tag, bytes: bytes)
             switch message {
             case .result(let result): outcomes.append(.result(result, worker: source))
             case .failure(let failure): outcomes.append(.failure(failure, worker: source))
