@@ -100,6 +100,9 @@ struct ServeCommand: ParsableCommand {
             allowedPath = resolved
         }
 
+        // Requests are untrusted: no sidecar probing, no PROJ downloads (inputs are GTiff-only, no /vsi paths).
+        RasterDataset.restrictToInputFiles()
+
         let session = try MPISession(logger: logger, handshakeTimeout: 120)
         func stop(_ message: Any, status: Int32) -> Never {
             logger.error("\(message)")

@@ -244,6 +244,62 @@ import FoundationNetworking
         }
     }
 
+    /// Served inputs open with the GeoTIFF driver only: a VRT (which can read any file the server
+    /// can, /etc/passwd as raw pixels included), another format or a GDAL virtual path is a 400
+    /// whatever the transport, and no message shows the server's scratch paths.
+    @Test func onlyGeoTIFFsAreOpenedForRequests() async throws {
+        let f = Self.fixture
+        let outside = f.dir.file("outside.tif")  // beside media/, not under it
+        if !FileManager.default.fileExists(atPath: outside) {
+            try FileManager.default.copyItem(atPath: f.media + "/small.tif", toPath: outside)
+        }
+        let bands = (1...6).map { band in
+            "<VRTRasterBand dataType=\"Int16\" band=\"\(band)\"><SimpleSource><SourceFilename relativeToVRT=\"0\">\(outside)</SourceFilename><SourceBand>\(band)</SourceBand></SimpleSource></VRTRasterBand>"
+        }.joined()
+        let indirect = "<VRTDataset rasterXSize=\"300\" rasterYSize=\"260\">\(bands)</VRTDataset>"
+        let raw = "<VRTDataset rasterXSize=\"64\" rasterYSize=\"16\">" + (1...6).map { band in
+            "<VRTRasterBand dataType=\"Byte\" band=\"\(band)\" subClass=\"VRTRawRasterBand\"><SourceFilename relativetoVRT=\"0\">/etc/passwd</SourceFilename><ImageOffset>0</ImageOffset><PixelOffset>1</PixelOffset><LineOffset>64</LineOffset></VRTRasterBand>"
+        }.joined() + "</VRTDataset>"
+        // The same VRT named .tif inside the allowed directory.
+        try indirect.write(toFile: f.media + "/indirect.tif", atomically: true, encoding: .utf8)
+        // Another single-file format GDAL reads (Erdas Imagine), with the scene's pixels.
+        let scene = try RasterDataset.open(f.media + "/small.tif")
+        let image = try RasterDataset.create(f.dir.file("small.img"), width: scene.width, height: scene.height, bands: 6, type: .int16, driver: "HFA")
+        let whole = PixelWindow(x: 0, y: 0, width: scene.width, height: scene.height)
+        for band in 0..<6 {
+            try scene.read(bands: [band], window: whole).withUnsafeBufferPointer { try image.write(band: band, window: whole, values: $0) }
+        }
+        try image.close()
+        f.files.put("/files/small.img", try Data(contentsOf: URL(fileURLWithPath: f.dir.file("small.img"))))
+        f.files.put("/files/indirect.vrt", Data(indirect.utf8))
+
+        func expectRefused(_ data: [String: Any], _ fragment: String) async throws {
+            let (status, reply) = try await Self.pooling(data.merging(["out_data_format": "path"]) { $1 })
+            let message = (reply["error"] as? [String: Any])?["message"] as? String ?? ""
+            #expect(status == 400 && (reply["error"] as? [String: Any])?["type"] as? String == "BadRequestError", "\(data["data"] ?? ""): \(status) \(reply)")
+            #expect(message.contains(fragment), "\(message)")
+            #expect(!message.contains("prithvi-serve"), "scratch path in \(message)")
+        }
+        try await expectRefused(["data": Data(indirect.utf8).base64EncodedString(), "data_format": "b64_json"], "the b64_json input is not a GeoTIFF")
+        try await expectRefused(["data": Data(raw.utf8).base64EncodedString(), "data_format": "b64_json"], "the b64_json input is not a GeoTIFF")
+        try await expectRefused(["data": f.media + "/indirect.tif", "data_format": "path"], "is not a GeoTIFF")
+        try await expectRefused(["data": f.files.baseURL + "/files/indirect.vrt", "data_format": "url"], "the url input is not a GeoTIFF")
+        try await expectRefused(["data": f.files.baseURL + "/files/small.img", "data_format": "url"], "the url input is not a GeoTIFF")
+        for virtual in ["/vsicurl/\(f.files.baseURL)/files/small.tif", "/vsimem/small.tif", "/vsizip/" + f.media + "/small.zip/small.tif"] {
+            try await expectRefused(["data": virtual, "data_format": "path"], "GDAL virtual file")
+        }
+        // A GeoTIFF the engine refuses later (complex pixels): its message names the input, not the scratch file.
+        let complex = f.dir.file("complex.tif")
+        let (translated, log) = try runCommand("/usr/bin/gdal_translate", ["-q", "-ot", "CInt16", f.media + "/small.tif", complex])
+        #expect(translated == 0, "\(log)")
+        try await expectRefused(["data": try Data(contentsOf: URL(fileURLWithPath: complex)).base64EncodedString(), "data_format": "b64_json"],
+                                "the b64_json input: band 0 holds CInt16 values")
+        // A GeoTIFF still works from every transport.
+        let geotiff = try Data(contentsOf: URL(fileURLWithPath: f.media + "/small.tif")).base64EncodedString()
+        let (status, reply) = try await Self.pooling(["data": geotiff, "data_format": "b64_json", "out_data_format": "path"])
+        #expect(status == 200, "\(reply)")
+    }
+
     @Test func healthModelsVersionAndMetrics() async throws {
         let f = Self.fixture
         let (models, list) = try await Self.request("GET", f.url + "/v1/models")

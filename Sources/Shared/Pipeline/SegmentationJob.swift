@@ -13,6 +13,8 @@ public struct SegmentOptions: Sendable {
     public var batch = 1
     /// Overlapping tiles (default) or the vLLM plugin's exact pipeline.
     public var tiling: TilingMode = .overlap
+    /// GDAL drivers the input may open with (the server: ["GTiff"]); nil: any.
+    public var allowedDrivers: [String]? = nil
     public init() {}
 }
 
@@ -87,7 +89,7 @@ public final class SegmentationJob: TilingJob {
         self.outputPath = outputPath
         self.config = config
         let pre = config.preprocessing
-        reader = try SceneReader(path: input, bands: options.bands, means: pre.means, stds: pre.stds)
+        reader = try SceneReader(path: input, bands: options.bands, means: pre.means, stds: pre.stds, allowedDrivers: options.allowedDrivers)
         let raster = reader.raster
         plan = try TilePlan(sceneWidth: raster.width, sceneHeight: raster.height, tileSize: options.tileSize,
                             stride: options.stride, scale: options.scale ?? pre.trainingScale)

@@ -62,6 +62,9 @@ public struct ServingPolicy: Sendable {
         guard let allowed = allowedLocalMediaPath else {
             throw APIError.badRequest("cannot read local files without --allowed-local-media-path")
         }
+        guard !path.hasPrefix("/vsi") else {
+            throw APIError.badRequest("\(path) is a GDAL virtual file system path; only files under --allowed-local-media-path are read")
+        }
         guard let resolved = realpath(path, nil) else { throw APIError.badRequest("\(path): no such file") }
         defer { free(resolved) }
         let text = String(cString: resolved)
