@@ -51,6 +51,9 @@ struct ServeCommand: ParsableCommand {
     @Option(parsing: .upToNextOption, help: "Domains `url` inputs may come from (default: any).")
     var allowedMediaDomains: [String] = []
 
+    @Flag(help: "Refuse `url` inputs (and their redirects) at loopback, link-local or private addresses (RFC 1918, CGNAT, ULA, …), checked after DNS.")
+    var denyPrivateAddresses = false
+
     @Option(help: "Largest input image accepted, in pixels (width × height).")
     var maxRequestPixels: Int = 100_000_000
 
@@ -135,6 +138,7 @@ struct ServeCommand: ParsableCommand {
             downloadLimits: DownloadLimits(maxBytes: maxInputBytes, timeoutSeconds: downloadTimeout, connectTimeoutSeconds: 15, maxRedirects: 5),
             maxRequestPixels: maxRequestPixels, outputDirectory: outputDirectory)
         policy.defaultTiling = TilingMode(rawValue: tiling)!
+        policy.denyPrivateAddresses = denyPrivateAddresses
         let name = servedModelName ?? model
         let service = PoolingService(engine: engine, servedModelName: name, policy: policy, logger: logger, observer: metrics)
         let server = HTTPServer(service: service, modelRoot: modelDirectory, registry: registry,

@@ -345,3 +345,77 @@ import FoundationNetworking
         #expect(server.output.contains("rank 2 on"), "both workers loaded the model")
     }
 }
+
+/// `url` inputs against hostile servers: every redirect is checked like the URL itself
+/// (scheme, --allowed-media-domains), and --deny-private-addresses refuses loopback and
+/// private addresses after DNS. Only loopback is ever contacted.
+@Suite(.serialized) struct ServeURLTests {
+    final class Fixture: @unchecked Sendable {
+        let files = LoopbackHTTPServer()
+        let ftp: LoopbackConnectionCounter
+        var restricted: ChildProcess!, restrictedPort = 0
+        var localhost: String { "http://localhost:\(files.port)" }
+
+        init() {
+            do {
+                ftp = try LoopbackConnectionCounter()
+                try files.start()
+                let f = ServeTests.fixture
+                files.put("/files/small.tif", try Data(contentsOf: URL(fileURLWithPath: f.media + "/small.tif")))
+                (restricted, restrictedPort) = try ServeTests.startServer(model: f.model, arguments: ["--allowed-media-domains", "localhost"],
+                                                                          outputs: f.outputs)
+            } catch {
+                fatalError("url fixture: \(error)")
+            }
+        }
+    }
+    static let fixture = Fixture()
+
+    static func pooling(port: Int, _ url: String) async throws -> (Int, String) {
+        let body: [String: Any] = ["model": ServeTests.fixture.model, "data": ["data": url, "data_format": "url", "out_data_format": "path"]]
+        let (status, reply) = try await ServeTests.request("POST", "http://127.0.0.1:\(port)/pooling", json: body)
+        let error = ServeTests.object(reply)["error"] as? [String: Any]
+        if status != 200 { #expect(error?["type"] as? String == "BadRequestError" && error?["code"] as? Int == status, "\(error ?? [:])") }
+        return (status, error?["message"] as? String ?? "")
+    }
+
+    @Test func redirectsAreCheckedAgainstTheAllowedDomains() async throws {
+        let f = Self.fixture
+        f.files.redirect("/ok", to: f.localhost + "/files/small.tif")
+        f.files.redirect("/off", to: "http://127.0.0.1:\(f.files.port)/files/small.tif")
+        f.files.redirect("/hop1", to: f.localhost + "/hop2")
+        f.files.redirect("/hop2", to: "/hop3")  // relative Location
+        f.files.redirect("/hop3", to: "http://127.0.0.1:\(f.files.port)/files/small.tif")
+        f.files.redirect("/loop", to: f.localhost + "/loop")
+        let (ok, okMessage) = try await Self.pooling(port: f.restrictedPort, f.localhost + "/ok")
+        #expect(ok == 200, "a redirect within the allowed domain is followed: \(okMessage)")
+        let (off, offMessage) = try await Self.pooling(port: f.restrictedPort, f.localhost + "/off")
+        #expect(off == 400 && offMessage.contains("127.0.0.1 is not in --allowed-media-domains"), "\(off) \(offMessage)")
+        let (chain, chainMessage) = try await Self.pooling(port: f.restrictedPort, f.localhost + "/hop1")
+        #expect(chain == 400 && chainMessage.contains("127.0.0.1 is not in --allowed-media-domains"), "\(chain) \(chainMessage)")
+        let (loop, loopMessage) = try await Self.pooling(port: f.restrictedPort, f.localhost + "/loop")
+        #expect(loop == 400 && loopMessage.contains("more than 5 redirects"), "\(loop) \(loopMessage)")
+    }
+
+    @Test func aRedirectToAnotherSchemeIsNeverFollowed() async throws {
+        let f = Self.fixture
+        f.files.redirect("/ftp", to: "ftp://localhost:\(f.ftp.port)/small.tif")
+        let (status, message) = try await Self.pooling(port: f.restrictedPort, f.localhost + "/ftp")
+        #expect(status == 400 && message.contains("not an http(s) URL"), "\(status) \(message)")
+        #expect(f.ftp.connections == 0, "the ftp:// target was contacted")
+    }
+
+    @Test func privateAddressesAreRefusedWhenAsked() async throws {
+        let f = Self.fixture
+        let (server, port) = try ServeTests.startServer(model: ServeTests.fixture.model, arguments: ["--deny-private-addresses"],
+                                                        outputs: ServeTests.fixture.outputs)
+        defer { server.terminate() }
+        for url in [f.localhost + "/files/small.tif", "http://127.0.0.1:\(f.files.port)/files/small.tif", "http://[::1]:\(f.files.port)/files/small.tif"] {
+            let (status, message) = try await Self.pooling(port: port, url)
+            #expect(status == 400 && message.contains("private or loopback address"), "\(url): \(status) \(message)")
+        }
+        let before = f.files.requests.count
+        _ = try await Self.pooling(port: port, f.localhost + "/files/small.tif")
+        #expect(f.files.requests.count == before, "the loopback server was reached")
+    }
+}

@@ -144,7 +144,11 @@ public final class PoolingService: Sendable {
         case .url:
             try policy.checkURL(request.input)
             let file = scratch + "/input.tiff"
-            try curlDownload(request.input, to: file, limits: policy.downloadLimits)
+            // Every redirect passes the same checks as the URL (libcurl alone would follow any host).
+            try curlDownload(request.input, to: file, limits: policy.downloadLimits, denyPrivateAddresses: policy.denyPrivateAddresses,
+                             checkRedirect: { next in
+                do { try policy.checkURL(next) } catch let error as APIError { throw APIError.badRequest("a redirect was refused: \(error.message)") }
+            })
             return file
         case .b64_json:
             guard Int64(request.input.utf8.count) / 4 * 3 <= policy.downloadLimits.maxBytes else {

@@ -14,6 +14,8 @@ public struct ServingPolicy: Sendable {
     public var outputDirectory: String
     /// Tiling of requests that do not choose one (`data.tiling`).
     public var defaultTiling: TilingMode = .overlap
+    /// `--deny-private-addresses`: `url` inputs never connect to a `PrivateAddress` (any hop).
+    public var denyPrivateAddresses = false
 
     public init(allowedLocalMediaPath: String?, allowedMediaDomains: [String], downloadLimits: DownloadLimits,
                 maxRequestPixels: Int, outputDirectory: String) {
@@ -78,7 +80,7 @@ public struct ServingPolicy: Sendable {
         return text
     }
 
-    /// A `url` input: http(s) only, from an allowed domain.
+    /// A `url` input or one of its redirects: http(s) only, from an allowed domain.
     public func checkURL(_ text: String) throws {
         guard let url = URL(string: text), let scheme = url.scheme?.lowercased(), ["http", "https"].contains(scheme),
               let host = url.host?.lowercased(), !host.isEmpty else {
