@@ -29,9 +29,10 @@ struct SegmentCommand: ParsableCommand {
         --tiling vllm reproduces vLLM's terratorch_segmentation plugin instead: 512-pixel crops
         without overlap, resized to 448, argmax, nearest back (its masks, seams included).
 
-        Exit status: 0 done, 64 usage, 65 bad input (raster, bands, model), 66 input missing,
-        70 a tile or worker failed, 73 output cannot be created; with several scenes, the status
-        of the first scene that failed (the others are completed).
+        Exit status: 0 done, 64 usage (also: OUT is IN), 65 bad input (raster, bands, model),
+        66 input missing, 70 a tile or worker failed, 73 output cannot be created (also: OUT is a
+        directory); with several scenes, the status of the first scene that failed (the others
+        are completed).
         """
     )
 
@@ -172,6 +173,10 @@ struct SegmentCommand: ParsableCommand {
             Foundation.exit(status)
         }
 
+        for scene in scenes {
+            if let (problem, status) = Self.outputProblem(input: scene.input, output: scene.output) { stop(problem, status: status) }
+        }
+
         let modelDirectory: String
         let config: ModelConfig
         do {
@@ -215,6 +220,38 @@ struct SegmentCommand: ParsableCommand {
             Foundation.exit(status)
         }
         session.finish(reason: "segment done")
+    }
+}
+
+extension SegmentCommand {
+    /// Why OUT cannot be written, found before any work: OUT resolving to IN (through `..`, a
+    /// symlink at either path, or a relative path; the finished mask is renamed over OUT) or an
+    /// existing directory. Nil when OUT may be written (its directory is checked later).
+    static func outputProblem(input: String, output: String) -> (String, Int32)? {
+        if let inputPath = canonicalPath(input), let outputPath = resolvedOutput(output), inputPath == outputPath {
+            return ("\(output) is the input \(input): refusing to replace it with the output", ExitStatus.usage)
+        }
+        var isDirectory: ObjCBool = false
+        if FileManager.default.fileExists(atPath: output, isDirectory: &isDirectory), isDirectory.boolValue {
+            return ("\(output) is a directory; OUT must name a file", ExitStatus.cannotCreateOutput)
+        }
+        return nil
+    }
+
+    /// realpath(3): `path` with every symlink, `.` and `..` resolved; nil if it does not exist.
+    static func canonicalPath(_ path: String) -> String? {
+        guard let resolved = realpath(path, nil) else { return nil }
+        defer { free(resolved) }
+        return String(cString: resolved)
+    }
+
+    /// Where OUT will be: itself resolved when it exists (a symlink followed), else its resolved
+    /// directory plus its last component.
+    static func resolvedOutput(_ output: String) -> String? {
+        if let existing = canonicalPath(output) { return existing }
+        let url = URL(fileURLWithPath: output)
+        guard let directory = canonicalPath(url.deletingLastPathComponent().path) else { return nil }
+        return (directory == "/" ? "" : directory) + "/" + url.lastPathComponent
     }
 }
 

@@ -51,6 +51,9 @@ struct ServeCommand: ParsableCommand {
     @Option(parsing: .upToNextOption, help: "Domains `url` inputs may come from (default: any).")
     var allowedMediaDomains: [String] = []
 
+    @Flag(help: "Refuse `url` inputs (and their redirects) at loopback, link-local or private addresses (RFC 1918, CGNAT, ULA, …), checked after DNS.")
+    var denyPrivateAddresses = false
+
     @Option(help: "Largest input image accepted, in pixels (width × height).")
     var maxRequestPixels: Int = 100_000_000
 
@@ -111,6 +114,9 @@ struct ServeCommand: ParsableCommand {
             allowedPath = resolved
         }
 
+        // Requests are untrusted: no sidecar probing, no PROJ downloads (inputs are GTiff-only, no /vsi paths).
+        RasterDataset.restrictToInputFiles()
+
         let session = try MPISession(logger: logger, handshakeTimeout: 120)
         func stop(_ message: Any, status: Int32) -> Never {
             logger.error("\(message)")
@@ -145,6 +151,7 @@ struct ServeCommand: ParsableCommand {
         policy.defaultTiling = TilingMode(rawValue: tiling)!
         policy.dataPath = dataPath
         policy.requestTimeout = requestTimeout
+        policy.denyPrivateAddresses = denyPrivateAddresses
         let name = servedModelName ?? model
         let service = PoolingService(engine: engine, servedModelName: name, policy: policy, logger: logger, observer: metrics)
         let server = HTTPServer(service: service, modelRoot: modelDirectory, registry: registry,

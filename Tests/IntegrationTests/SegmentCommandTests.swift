@@ -160,6 +160,51 @@ import TestSupport
         let (status, output) = try Self.segment([Self.setup.model, dir.file("l1c.tif"), dir.file("mask.tif"), "--indices", "1,2,3,8,11,12"])
         #expect(status == 0, "\(output)")
     }
+
+    /// OUT naming IN (directly, through `..`, through a symlink either way, in either tiling)
+    /// is a usage error before any work: the input is never replaced by its mask.
+    @Test func outputThatIsTheInputIsRefusedAndTheInputKept() throws {
+        let dir = TemporaryDirectory("same")
+        try FileManager.default.createDirectory(atPath: dir.file("d"), withIntermediateDirectories: true)
+        var spec = SceneFactory.Spec()
+        spec.width = 240; spec.height = 230
+        let input = dir.file("d/in.tif")
+        try SceneFactory.create(spec, at: input)
+        let original = try Data(contentsOf: URL(fileURLWithPath: input))
+        let relative = "./" + URL(fileURLWithPath: dir.path).lastPathComponent + "/d/../d/in.tif"
+        let cases: [(String, String, [String])] = [
+            (input, input, []),
+            (input, dir.file("d/../d/in.tif"), []),
+            (input, input, ["--tiling", "vllm"]),
+            (input, dir.file("link.tif"), []),
+            (dir.file("link.tif"), input, []),
+            (input, relative, []),
+        ]
+        for (source, target, extra) in cases {
+            try original.write(to: URL(fileURLWithPath: input))  // each case starts from the scene and the link
+            try? FileManager.default.removeItem(atPath: dir.file("link.tif"))
+            try FileManager.default.createSymbolicLink(atPath: dir.file("link.tif"), withDestinationPath: input)
+            let (status, output) = try runCommand(product("coordinator"), ["segment", Self.setup.model, source, target, "--quiet"] + extra,
+                                                  timeout: 300, directory: NSTemporaryDirectory())
+            #expect(status == 64, "\(source) → \(target) \(extra): \(output)")
+            #expect(output.contains("is the input"), "\(output)")
+            #expect(try Data(contentsOf: URL(fileURLWithPath: input)) == original, "\(source) → \(target) \(extra) changed the input")
+            #expect((try? FileManager.default.destinationOfSymbolicLink(atPath: dir.file("link.tif"))) == input, "the link was replaced")
+            #expect(Self.leftovers(in: dir.file("d")).isEmpty && Self.leftovers(in: dir.path).isEmpty)
+        }
+    }
+
+    /// An existing directory as OUT is refused up front (73), not after every tile (70).
+    @Test func outputThatIsADirectoryIsRefusedUpFront() throws {
+        let dir = TemporaryDirectory("outdir")
+        try FileManager.default.createDirectory(atPath: dir.file("out.tif"), withIntermediateDirectories: true)
+        for target in [dir.file("out.tif"), dir.path, dir.file("out.tif") + "/"] {
+            let (status, output) = try Self.segment([Self.setup.model, Self.setup.scene, target])
+            #expect(status == 73, "\(target): \(output)")
+            #expect(output.contains("is a directory"), "\(output)")
+            #expect(!output.contains("tiles"), "refused before any work: \(output)")
+        }
+    }
 }
 
 /// No seams with the real model and real files.

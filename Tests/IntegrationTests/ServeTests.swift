@@ -244,6 +244,62 @@ import FoundationNetworking
         }
     }
 
+    /// Served inputs open with the GeoTIFF driver only: a VRT (which can read any file the server
+    /// can, /etc/passwd as raw pixels included), another format or a GDAL virtual path is a 400
+    /// whatever the transport, and no message shows the server's scratch paths.
+    @Test func onlyGeoTIFFsAreOpenedForRequests() async throws {
+        let f = Self.fixture
+        let outside = f.dir.file("outside.tif")  // beside media/, not under it
+        if !FileManager.default.fileExists(atPath: outside) {
+            try FileManager.default.copyItem(atPath: f.media + "/small.tif", toPath: outside)
+        }
+        let bands = (1...6).map { band in
+            "<VRTRasterBand dataType=\"Int16\" band=\"\(band)\"><SimpleSource><SourceFilename relativeToVRT=\"0\">\(outside)</SourceFilename><SourceBand>\(band)</SourceBand></SimpleSource></VRTRasterBand>"
+        }.joined()
+        let indirect = "<VRTDataset rasterXSize=\"300\" rasterYSize=\"260\">\(bands)</VRTDataset>"
+        let raw = "<VRTDataset rasterXSize=\"64\" rasterYSize=\"16\">" + (1...6).map { band in
+            "<VRTRasterBand dataType=\"Byte\" band=\"\(band)\" subClass=\"VRTRawRasterBand\"><SourceFilename relativetoVRT=\"0\">/etc/passwd</SourceFilename><ImageOffset>0</ImageOffset><PixelOffset>1</PixelOffset><LineOffset>64</LineOffset></VRTRasterBand>"
+        }.joined() + "</VRTDataset>"
+        // The same VRT named .tif inside the allowed directory.
+        try indirect.write(toFile: f.media + "/indirect.tif", atomically: true, encoding: .utf8)
+        // Another single-file format GDAL reads (Erdas Imagine), with the scene's pixels.
+        let scene = try RasterDataset.open(f.media + "/small.tif")
+        let image = try RasterDataset.create(f.dir.file("small.img"), width: scene.width, height: scene.height, bands: 6, type: .int16, driver: "HFA")
+        let whole = PixelWindow(x: 0, y: 0, width: scene.width, height: scene.height)
+        for band in 0..<6 {
+            try scene.read(bands: [band], window: whole).withUnsafeBufferPointer { try image.write(band: band, window: whole, values: $0) }
+        }
+        try image.close()
+        f.files.put("/files/small.img", try Data(contentsOf: URL(fileURLWithPath: f.dir.file("small.img"))))
+        f.files.put("/files/indirect.vrt", Data(indirect.utf8))
+
+        func expectRefused(_ data: [String: Any], _ fragment: String) async throws {
+            let (status, reply) = try await Self.pooling(data.merging(["out_data_format": "path"]) { $1 })
+            let message = (reply["error"] as? [String: Any])?["message"] as? String ?? ""
+            #expect(status == 400 && (reply["error"] as? [String: Any])?["type"] as? String == "BadRequestError", "\(data["data"] ?? ""): \(status) \(reply)")
+            #expect(message.contains(fragment), "\(message)")
+            #expect(!message.contains("prithvi-serve"), "scratch path in \(message)")
+        }
+        try await expectRefused(["data": Data(indirect.utf8).base64EncodedString(), "data_format": "b64_json"], "the b64_json input is not a GeoTIFF")
+        try await expectRefused(["data": Data(raw.utf8).base64EncodedString(), "data_format": "b64_json"], "the b64_json input is not a GeoTIFF")
+        try await expectRefused(["data": f.media + "/indirect.tif", "data_format": "path"], "is not a GeoTIFF")
+        try await expectRefused(["data": f.files.baseURL + "/files/indirect.vrt", "data_format": "url"], "the url input is not a GeoTIFF")
+        try await expectRefused(["data": f.files.baseURL + "/files/small.img", "data_format": "url"], "the url input is not a GeoTIFF")
+        for virtual in ["/vsicurl/\(f.files.baseURL)/files/small.tif", "/vsimem/small.tif", "/vsizip/" + f.media + "/small.zip/small.tif"] {
+            try await expectRefused(["data": virtual, "data_format": "path"], "GDAL virtual file")
+        }
+        // A GeoTIFF the engine refuses later (complex pixels): its message names the input, not the scratch file.
+        let complex = f.dir.file("complex.tif")
+        let (translated, log) = try runCommand("/usr/bin/gdal_translate", ["-q", "-ot", "CInt16", f.media + "/small.tif", complex])
+        #expect(translated == 0, "\(log)")
+        try await expectRefused(["data": try Data(contentsOf: URL(fileURLWithPath: complex)).base64EncodedString(), "data_format": "b64_json"],
+                                "the b64_json input: band 0 holds CInt16 values")
+        // A GeoTIFF still works from every transport.
+        let geotiff = try Data(contentsOf: URL(fileURLWithPath: f.media + "/small.tif")).base64EncodedString()
+        let (status, reply) = try await Self.pooling(["data": geotiff, "data_format": "b64_json", "out_data_format": "path"])
+        #expect(status == 200, "\(reply)")
+    }
+
     @Test func healthModelsVersionAndMetrics() async throws {
         let f = Self.fixture
         let (models, list) = try await Self.request("GET", f.url + "/v1/models")
@@ -287,5 +343,79 @@ import FoundationNetworking
         let referencePath = (referenceReply["data"] as! [String: Any])["data"] as! String
         #expect(try ServeTests.maskPixels(path) == (try ServeTests.maskPixels(referencePath)))
         #expect(server.output.contains("rank 2 on"), "both workers loaded the model")
+    }
+}
+
+/// `url` inputs against hostile servers: every redirect is checked like the URL itself
+/// (scheme, --allowed-media-domains), and --deny-private-addresses refuses loopback and
+/// private addresses after DNS. Only loopback is ever contacted.
+@Suite(.serialized) struct ServeURLTests {
+    final class Fixture: @unchecked Sendable {
+        let files = LoopbackHTTPServer()
+        let ftp: LoopbackConnectionCounter
+        var restricted: ChildProcess!, restrictedPort = 0
+        var localhost: String { "http://localhost:\(files.port)" }
+
+        init() {
+            do {
+                ftp = try LoopbackConnectionCounter()
+                try files.start()
+                let f = ServeTests.fixture
+                files.put("/files/small.tif", try Data(contentsOf: URL(fileURLWithPath: f.media + "/small.tif")))
+                (restricted, restrictedPort) = try ServeTests.startServer(model: f.model, arguments: ["--allowed-media-domains", "localhost"],
+                                                                          outputs: f.outputs)
+            } catch {
+                fatalError("url fixture: \(error)")
+            }
+        }
+    }
+    static let fixture = Fixture()
+
+    static func pooling(port: Int, _ url: String) async throws -> (Int, String) {
+        let body: [String: Any] = ["model": ServeTests.fixture.model, "data": ["data": url, "data_format": "url", "out_data_format": "path"]]
+        let (status, reply) = try await ServeTests.request("POST", "http://127.0.0.1:\(port)/pooling", json: body)
+        let error = ServeTests.object(reply)["error"] as? [String: Any]
+        if status != 200 { #expect(error?["type"] as? String == "BadRequestError" && error?["code"] as? Int == status, "\(error ?? [:])") }
+        return (status, error?["message"] as? String ?? "")
+    }
+
+    @Test func redirectsAreCheckedAgainstTheAllowedDomains() async throws {
+        let f = Self.fixture
+        f.files.redirect("/ok", to: f.localhost + "/files/small.tif")
+        f.files.redirect("/off", to: "http://127.0.0.1:\(f.files.port)/files/small.tif")
+        f.files.redirect("/hop1", to: f.localhost + "/hop2")
+        f.files.redirect("/hop2", to: "/hop3")  // relative Location
+        f.files.redirect("/hop3", to: "http://127.0.0.1:\(f.files.port)/files/small.tif")
+        f.files.redirect("/loop", to: f.localhost + "/loop")
+        let (ok, okMessage) = try await Self.pooling(port: f.restrictedPort, f.localhost + "/ok")
+        #expect(ok == 200, "a redirect within the allowed domain is followed: \(okMessage)")
+        let (off, offMessage) = try await Self.pooling(port: f.restrictedPort, f.localhost + "/off")
+        #expect(off == 400 && offMessage.contains("127.0.0.1 is not in --allowed-media-domains"), "\(off) \(offMessage)")
+        let (chain, chainMessage) = try await Self.pooling(port: f.restrictedPort, f.localhost + "/hop1")
+        #expect(chain == 400 && chainMessage.contains("127.0.0.1 is not in --allowed-media-domains"), "\(chain) \(chainMessage)")
+        let (loop, loopMessage) = try await Self.pooling(port: f.restrictedPort, f.localhost + "/loop")
+        #expect(loop == 400 && loopMessage.contains("more than 5 redirects"), "\(loop) \(loopMessage)")
+    }
+
+    @Test func aRedirectToAnotherSchemeIsNeverFollowed() async throws {
+        let f = Self.fixture
+        f.files.redirect("/ftp", to: "ftp://localhost:\(f.ftp.port)/small.tif")
+        let (status, message) = try await Self.pooling(port: f.restrictedPort, f.localhost + "/ftp")
+        #expect(status == 400 && message.contains("not an http(s) URL"), "\(status) \(message)")
+        #expect(f.ftp.connections == 0, "the ftp:// target was contacted")
+    }
+
+    @Test func privateAddressesAreRefusedWhenAsked() async throws {
+        let f = Self.fixture
+        let (server, port) = try ServeTests.startServer(model: ServeTests.fixture.model, arguments: ["--deny-private-addresses"],
+                                                        outputs: ServeTests.fixture.outputs)
+        defer { server.terminate() }
+        for url in [f.localhost + "/files/small.tif", "http://127.0.0.1:\(f.files.port)/files/small.tif", "http://[::1]:\(f.files.port)/files/small.tif"] {
+            let (status, message) = try await Self.pooling(port: port, url)
+            #expect(status == 400 && message.contains("private or loopback address"), "\(url): \(status) \(message)")
+        }
+        let before = f.files.requests.count
+        _ = try await Self.pooling(port: port, f.localhost + "/files/small.tif")
+        #expect(f.files.requests.count == before, "the loopback server was reached")
     }
 }

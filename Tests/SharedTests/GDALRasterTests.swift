@@ -108,4 +108,54 @@ import TestSupport
         #expect(try reopened.centreLonLat() == nil)
         #expect(try reopened.read(bands: [0], window: PixelWindow(x: 1, y: 1, width: 2, height: 2)) == [7, 7, 7, 7])
     }
+    /// A VRT naming `source`'s bands (it could as well name any file the process can read).
+    static func vrt(of source: String, width: Int, height: Int, bands: Int) -> String {
+        "<VRTDataset rasterXSize=\"\(width)\" rasterYSize=\"\(height)\">" + (1...bands).map { band in
+            "<VRTRasterBand dataType=\"Float32\" band=\"\(band)\"><SimpleSource><SourceFilename relativeToVRT=\"0\">\(source)</SourceFilename><SourceBand>\(band)</SourceBand></SimpleSource></VRTRasterBand>"
+        }.joined() + "</VRTDataset>"
+    }
+
+    @Test func allowedDriversRefuseOtherFormatsAndVirtualPaths() throws {
+        let dir = TemporaryDirectory()
+        let path = dir.file("sample.tif")
+        try Self.writeSample(path)
+        #expect(try RasterDataset.open(path, allowedDrivers: ["GTiff"]).bandCount == 3)
+        // A COG is a GeoTIFF.
+        let (status, output) = try runCommand("/usr/bin/gdal_translate", ["-q", "-of", "COG", path, dir.file("cog.tif")])
+        #expect(status == 0, "\(output)")
+        #expect(try RasterDataset.open(dir.file("cog.tif"), allowedDrivers: ["GTiff"]).bandCount == 3)
+        // A VRT opens with any driver, not with GTiff only, whatever its name.
+        try Self.vrt(of: path, width: 37, height: 23, bands: 3).write(toFile: dir.file("indirect.tif"), atomically: true, encoding: .utf8)
+        #expect(try RasterDataset.open(dir.file("indirect.tif")).bandCount == 3)
+        let refused = #expect(throws: GDALError.self) { try RasterDataset.open(dir.file("indirect.tif"), allowedDrivers: ["GTiff"]) }
+        #expect(refused?.description.contains("with the GTiff driver") == true, "\(refused.map { "\($0)" } ?? "")")
+        // GDAL's virtual paths, even to a GeoTIFF.
+        let memory = "/vsimem/allowed-drivers-\(UUID().uuidString).tif"
+        try RasterDataset.create(memory, width: 2, height: 2, bands: 1, type: .byte).close()
+        #expect(try RasterDataset.open(memory).width == 2)
+        let virtual = #expect(throws: GDALError.self) { try RasterDataset.open(memory, allowedDrivers: ["GTiff"]) }
+        #expect(virtual?.description.contains("GDAL virtual file system") == true)
+        #expect(throws: GDALError.self) { try RasterDataset.open(path, allowedDrivers: []) }
+    }
+
+    /// The jobs the engine creates open their input with SegmentOptions.allowedDrivers.
+    @Test func jobsOpenTheirInputWithTheAllowedDrivers() throws {
+        let dir = TemporaryDirectory()
+        var spec = SceneFactory.Spec()
+        spec.width = 240; spec.height = 230
+        try SceneFactory.create(spec, at: dir.file("scene.tif"))
+        try Self.vrt(of: dir.file("scene.tif"), width: 240, height: 230, bands: 6).write(toFile: dir.file("indirect.tif"), atomically: true, encoding: .utf8)
+        let config = try ModelConfig.load(directory: repositoryRoot + "/Tests/Fixtures/parity/tiny_tl")
+        for tiling in [TilingMode.overlap, .vllm] {
+            var options = SegmentOptions()
+            options.tiling = tiling
+            _ = try makeTilingJob(id: 1, input: dir.file("indirect.tif"), output: dir.file("any-\(tiling).tif"), config: config, options: options)
+            options.allowedDrivers = ["GTiff"]
+            let error = #expect(throws: GDALError.self, "\(tiling)") {
+                try makeTilingJob(id: 2, input: dir.file("indirect.tif"), output: dir.file("gtiff-\(tiling).tif"), config: config, options: options)
+            }
+            #expect(error?.description.contains("with the GTiff driver") == true)
+            _ = try makeTilingJob(id: 3, input: dir.file("scene.tif"), output: dir.file("scene-\(tiling).tif"), config: config, options: options)
+        }
+    }
 }

@@ -67,8 +67,8 @@ public final class ChildProcess: @unchecked Sendable {
 
 /// Runs a command to completion (killed after `timeout`) and returns its status and output.
 public func runCommand(_ executable: String, _ arguments: [String], timeout: Double = 300,
-                       environment: [String: String] = [:]) throws -> (status: Int32, output: String) {
-    let child = try ChildProcess(executable, arguments, environment: environment)
+                       environment: [String: String] = [:], directory: String? = nil) throws -> (status: Int32, output: String) {
+    let child = try ChildProcess(executable, arguments, environment: environment, directory: directory)
     let status = child.wait(timeout: timeout)
     return (status ?? -9, child.output + (status == nil ? "\n[killed after \(timeout) s]" : ""))
 }

@@ -7,10 +7,11 @@ import Glibc
 /// answers even when every Swift-concurrency thread is busy running other tests): static files
 /// with Range support (as CDNs and the Hugging Face hub serve them), a mimic of the hub's
 /// `api/models/ORG/NAME/revision/REV` and `ORG/NAME/resolve/REV/FILE` URLs, and `/big`, which
-/// announces 64 MiB. One request per connection.
+/// announces 64 MiB, plus redirects (`redirect(_:to:)`). One request per connection.
 public final class LoopbackHTTPServer: @unchecked Sendable {
     private let lock = NSLock()
     private var files: [String: Data] = [:]
+    private var redirects: [String: String] = [:]
     private var log: [(path: String, range: String?)] = []
     private var listener: Int32 = -1
     public private(set) var port = 0
@@ -20,6 +21,8 @@ public final class LoopbackHTTPServer: @unchecked Sendable {
     public var baseURL: String { "http://127.0.0.1:\(port)" }
     public var requests: [(path: String, range: String?)] { lock.withLock { log } }
     public func put(_ path: String, _ data: Data) { lock.withLock { files[path] = data } }
+    /// Answers `path` with a 302 to `location` (any URL, any scheme).
+    public func redirect(_ path: String, to location: String) { lock.withLock { redirects[path] = location } }
 
     /// Publishes a model directory as hub repository `org/name` at `commit`.
     public func publishModel(_ repo: String, directory: String, commit: String) throws {
@@ -90,6 +93,10 @@ public final class LoopbackHTTPServer: @unchecked Sendable {
             for _ in 0..<64 where send(client, chunk, chunk.count, Int32(MSG_NOSIGNAL)) > 0 {}
             return
         }
+        if let location = lock.withLock({ redirects[path] }) {
+            respond(client, status: "302 Found", headers: ["Location: \(location)", "Content-Length: 0"], body: nil)
+            return
+        }
         guard let data = lock.withLock({ files[path] }) else {
             respond(client, status: "404 Not Found", headers: ["Content-Length: 9"], body: Data("not found".utf8))
             return
@@ -118,5 +125,47 @@ public final class LoopbackHTTPServer: @unchecked Sendable {
                 offset += sent
             }
         }
+    }
+}
+
+/// A TCP listener on 127.0.0.1 that only counts the connections it accepts (and closes them):
+/// shows whether a client ever tried to reach it.
+public final class LoopbackConnectionCounter: @unchecked Sendable {  // `accepted` is guarded by `lock`; the rest is set once
+    private let lock = NSLock()
+    private var accepted = 0
+    private var listener: Int32 = -1
+    public private(set) var port = 0
+
+    public init() throws {
+        listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard listener >= 0 else { throw SetupFailure("socket() failed") }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        // A sockaddr_in is passed as the sockaddr of its size that bind/getsockname take.
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard bound == 0, listen(listener, 16) == 0 else { throw SetupFailure("cannot listen on 127.0.0.1") }
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(listener, $0, &length) }
+        }
+        port = Int(UInt16(bigEndian: address.sin_port))
+        let fd = listener
+        Thread { [self] in
+            while true {
+                let client = accept(fd, nil, nil)
+                guard client >= 0 else { return }
+                lock.withLock { accepted += 1 }
+                close(client)
+            }
+        }.start()
+    }
+
+    public var connections: Int { lock.withLock { accepted } }
+
+    public func stop() {
+        if listener >= 0 { shutdown(listener, Int32(SHUT_RDWR)); close(listener); listener = -1 }
     }
 }

@@ -108,22 +108,43 @@ public final class RasterDataset {
 
     deinit { if let handle { GDALClose(handle) } }
 
-    /// Opens any GDAL-readable raster read-only.
-    public static func open(_ path: String) throws -> RasterDataset {
+    /// Opens a raster read-only. `allowedDrivers` (GDAL short names, e.g. ["GTiff"]) limits the
+    /// drivers GDAL may use and refuses GDAL's virtual paths (`/vsicurl/`, `/vsizip/`, …), so a
+    /// VRT or any other format that reads further files or URLs never opens; nil: any driver.
+    public static func open(_ path: String, allowedDrivers: [String]? = nil) throws -> RasterDataset {
         _ = GDALRuntime.ready
-        guard FileManager.default.fileExists(atPath: path) || path.hasPrefix("/vsi") else {
+        if let allowedDrivers {
+            guard !path.hasPrefix("/vsi") else { throw GDALError("\(path): GDAL virtual file system paths are not opened here") }
+            guard !allowedDrivers.isEmpty else { throw GDALError("\(path): no GDAL driver is allowed") }
+        }
+        guard FileManager.default.fileExists(atPath: path) || (allowedDrivers == nil && path.hasPrefix("/vsi")) else {
             throw GDALError("\(path): no such file")
         }
         CPLErrorReset()
         let flags = UInt32(GDAL_OF_RASTER | GDAL_OF_READONLY | GDAL_OF_VERBOSE_ERROR)
-        guard let handle = GDALOpenEx(path, flags, nil, nil, nil) else {
-            throw GDALError.last("\(path): not a raster GDAL can read")
+        // An empty list is NULL (any driver) for withCStringArray; refused above. The cast only adds
+        // const (char** → const char* const*), which GDALOpenEx's papszAllowedDrivers takes.
+        let opened = withCStringArray(allowedDrivers ?? []) { drivers in
+            GDALOpenEx(path, flags, UnsafeRawPointer(drivers)?.assumingMemoryBound(to: UnsafePointer<CChar>?.self), nil, nil)
+        }
+        guard let handle = opened else {
+            let formats = allowedDrivers.map { " with the \($0.joined(separator: ", ")) driver" } ?? ""
+            throw GDALError.last("\(path): not a raster GDAL can read\(formats)")
         }
         let dataset = RasterDataset(handle: handle, path: path)
         guard dataset.width > 0, dataset.height > 0, dataset.bandCount > 0 else {
             throw GDALError("\(path): empty raster (\(dataset.width)×\(dataset.height), \(dataset.bandCount) bands)")
         }
         return dataset
+    }
+
+    /// For a server reading untrusted inputs, process-wide: GDAL never lists an input's directory
+    /// nor probes for sidecars beside it (.ovr, .msk, .aux.xml, .RPB: the pipeline uses none of
+    /// them, only the GeoTIFF's own pixels and nodata), and PROJ never downloads grids.
+    public static func restrictToInputFiles() {
+        _ = GDALRuntime.ready
+        CPLSetConfigOption("GDAL_DISABLE_READDIR_ON_OPEN", "EMPTY_DIR")
+        OSRSetPROJEnableNetwork(0)
     }
 
     /// Creates a raster with `driver` (GeoTIFF by default) and creation options such as `COMPRESS=LZW`.

@@ -40,8 +40,8 @@ public final class SceneReader {
         }
     }
 
-    public init(path: String, bands: [Int], means: [Float], stds: [Float]) throws {
-        let raster = try RasterDataset.open(path)
+    public init(path: String, bands: [Int], means: [Float], stds: [Float], allowedDrivers: [String]? = nil) throws {
+        let raster = try RasterDataset.open(path, allowedDrivers: allowedDrivers)
         self.raster = raster
         try Self.check(raster, bands: bands, modelBands: means.count)
         self.bands = bands

@@ -60,11 +60,11 @@ public struct HubClient {
             if already > 0 { logger?.info("resuming \(repo)/\(file) at \(already) bytes") }
             let logger = self.logger
             let bytes = try curlDownload("\(endpoint)/\(repo)/resolve/\(commit)/\(file)", to: partial, limits: limits,
-                                         headers: headers, resumeFrom: already) { done, total in
+                                         headers: headers, resumeFrom: already, progress: { done, total in
                 if let total, total > 0 {
                     logger?.info("downloading \(repo)/\(file): \(done >> 20)/\(total >> 20) MiB (\(100 * done / total) %)")
                 }
-            }
+            })
             guard rename(partial, target) == 0 else { throw ModelConfigError("\(target): cannot move the download into place") }
             logger?.info("downloaded \(repo)/\(file) (\(bytes) bytes)")
         }

@@ -50,7 +50,7 @@ public final class PluginTilingJob: TilingJob {
         guard options.output == .mask else {
             throw SegmentationFailure("--tiling vllm writes the plugin's uint8 mask only (not \(options.output.rawValue))")
         }
-        let raster = try RasterDataset.open(input)
+        let raster = try RasterDataset.open(input, allowedDrivers: options.allowedDrivers)
         self.raster = raster
         try SceneReader.check(raster, bands: options.bands, modelBands: pre.means.count)
         bands = options.bands

@@ -15,6 +15,8 @@ public struct SegmentOptions: Sendable {
     public var tiling: TilingMode = .overlap
     /// Who reads and prepares tiles (results are bitwise the same either way).
     public var dataPath: DataPath = .auto
+    /// GDAL drivers the input may open with (the server: ["GTiff"]); nil: any.
+    public var allowedDrivers: [String]? = nil
     public init() {}
 }
 
@@ -125,7 +127,7 @@ public final class SegmentationJob: TilingJob {
         self.outputPath = outputPath
         self.config = config
         let pre = config.preprocessing
-        reader = try SceneReader(path: input, bands: options.bands, means: pre.means, stds: pre.stds)
+        reader = try SceneReader(path: input, bands: options.bands, means: pre.means, stds: pre.stds, allowedDrivers: options.allowedDrivers)
         let raster = reader.raster
         plan = try TilePlan(sceneWidth: raster.width, sceneHeight: raster.height, tileSize: options.tileSize,
                             stride: options.stride, scale: options.scale ?? pre.trainingScale)
@@ -173,7 +175,8 @@ public final class SegmentationJob: TilingJob {
         dataPath = options.dataPath
         if options.dataPath != .coordinator {
             let path = URL(fileURLWithPath: input).standardizedFileURL.path
-            workerScene = (SceneOpening(job: id, path: path, fingerprint: try FileFingerprint.of(input), recipe: recipe),
+            workerScene = (SceneOpening(job: id, path: path, fingerprint: try FileFingerprint.of(input), recipe: recipe,
+                                        drivers: options.allowedDrivers ?? []),
                            TileWindows(job: id, plan: plan, recipe: recipe))
         } else {
             workerScene = nil

@@ -33,7 +33,8 @@ public final class TileProcessor {
             guard here == opening.fingerprint else {
                 return "\(opening.path) is another file here (\(here); the coordinator's: \(opening.fingerprint))"
             }
-            scenes[opening.job] = TileSource(raster: try RasterDataset.open(opening.path), recipe: opening.recipe)
+            let raster = try RasterDataset.open(opening.path, allowedDrivers: opening.drivers.isEmpty ? nil : opening.drivers)
+            scenes[opening.job] = TileSource(raster: raster, recipe: opening.recipe)
             return nil
         } catch {
             return "\(error)"

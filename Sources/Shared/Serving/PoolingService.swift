@@ -87,6 +87,10 @@ public final class PoolingService: Sendable {
         }
     }
 
+    /// Served inputs open with this driver only (COGs are GeoTIFFs): a VRT or another format could
+    /// read files outside the allowed directory, or URLs.
+    static let inputDrivers = ["GTiff"]
+
     private func process(body: Data, requestID: String) async throws -> (PoolingResponse, JobReport) {
         let request = try PoolingRequest.parse(body)
         if let model = request.model, model != servedModelName {
@@ -95,7 +99,18 @@ public final class PoolingService: Sendable {
         let scratch = scratchRoot + "/" + requestID
         try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: scratch) }
+        do {
+            return try await process(request, requestID: requestID, scratch: scratch)
+        } catch {
+            // Clients see their input named, never the server's scratch paths.
+            let apiError = Self.apiError(error)
+            let message = apiError.message.replacingOccurrences(of: scratch + "/input.tiff", with: "the \(request.inputFormat.rawValue) input")
+                .replacingOccurrences(of: scratch, with: "the request's scratch directory")
+            throw APIError(status: apiError.status, type: apiError.type, message)
+        }
+    }
 
+    private func process(_ request: PoolingRequest, requestID: String, scratch: String) async throws -> (PoolingResponse, JobReport) {
         let policy = self.policy
         let start = monotonicSeconds()
         let input: String = try await BlockingIO.run {
@@ -115,6 +130,7 @@ public final class PoolingService: Sendable {
         options.bands = bands
         options.tiling = request.tiling ?? policy.defaultTiling
         options.dataPath = request.inputFormat == .path ? policy.dataPath : .coordinator
+        options.allowedDrivers = Self.inputDrivers
         let elapsed = monotonicSeconds() - start
         let report = try await engine.segment(input: input, output: output, options: options,
                                               timeout: policy.requestTimeout.map { max(0.001, $0 - elapsed) })
@@ -135,7 +151,11 @@ public final class PoolingService: Sendable {
         case .url:
             try policy.checkURL(request.input)
             let file = scratch + "/input.tiff"
-            try curlDownload(request.input, to: file, limits: policy.downloadLimits)
+            // Every redirect passes the same checks as the URL (libcurl alone would follow any host).
+            try curlDownload(request.input, to: file, limits: policy.downloadLimits, denyPrivateAddresses: policy.denyPrivateAddresses,
+                             checkRedirect: { next in
+                do { try policy.checkURL(next) } catch let error as APIError { throw APIError.badRequest("a redirect was refused: \(error.message)") }
+            })
             return file
         case .b64_json:
             guard Int64(request.input.utf8.count) / 4 * 3 <= policy.downloadLimits.maxBytes else {
@@ -154,10 +174,10 @@ public final class PoolingService: Sendable {
     static func checkRaster(_ path: String, bands: [Int], policy: ServingPolicy, request: PoolingRequest) throws {
         let raster: RasterDataset
         do {
-            raster = try RasterDataset.open(path)
+            raster = try RasterDataset.open(path, allowedDrivers: inputDrivers)
         } catch {
             let shown = request.inputFormat == .path ? request.input : "the \(request.inputFormat.rawValue) input"
-            throw APIError.badRequest("\(shown) is not a GeoTIFF (or any raster GDAL can read)")
+            throw APIError.badRequest("\(shown) is not a GeoTIFF")
         }
         let pixels = raster.width * raster.height
         guard pixels <= policy.maxRequestPixels else {

@@ -19,6 +19,8 @@ public struct ServingPolicy: Sendable {
     public var dataPath: DataPath = .auto
     /// Seconds a request may take from arrival to answer (nil: no limit); past it, 504.
     public var requestTimeout: Double?
+    /// `--deny-private-addresses`: `url` inputs never connect to a `PrivateAddress` (any hop).
+    public var denyPrivateAddresses = false
 
     public init(allowedLocalMediaPath: String?, allowedMediaDomains: [String], downloadLimits: DownloadLimits,
                 maxRequestPixels: Int, outputDirectory: String) {
@@ -67,6 +69,9 @@ public struct ServingPolicy: Sendable {
         guard let allowed = allowedLocalMediaPath else {
             throw APIError.badRequest("cannot read local files without --allowed-local-media-path")
         }
+        guard !path.hasPrefix("/vsi") else {
+            throw APIError.badRequest("\(path) is a GDAL virtual file system path; only files under --allowed-local-media-path are read")
+        }
         guard let resolved = realpath(path, nil) else { throw APIError.badRequest("\(path): no such file") }
         defer { free(resolved) }
         let text = String(cString: resolved)
@@ -80,7 +85,7 @@ public struct ServingPolicy: Sendable {
         return text
     }
 
-    /// A `url` input: http(s) only, from an allowed domain.
+    /// A `url` input or one of its redirects: http(s) only, from an allowed domain.
     public func checkURL(_ text: String) throws {
         guard let url = URL(string: text), let scheme = url.scheme?.lowercased(), ["http", "https"].contains(scheme),
               let host = url.host?.lowercased(), !host.isEmpty else {

@@ -3,7 +3,7 @@ import Foundation
 
 /// A download that failed: bad URL, refused connection, HTTP error status, too large, too slow.
 public struct DownloadError: Error, CustomStringConvertible, Equatable {
-    public enum Kind: Sendable, Equatable { case badURL, network, httpStatus(Int), tooLarge, timeout, domainNotAllowed, io }
+    public enum Kind: Sendable, Equatable { case badURL, network, httpStatus(Int), tooLarge, timeout, domainNotAllowed, io, tooManyRedirects, addressNotAllowed }
     public let kind: Kind
     public let description: String
     public init(_ kind: Kind, _ description: String) { self.kind = kind; self.description = description }
@@ -37,8 +37,18 @@ private final class DownloadSink {
     var progress: ((Int64, Int64?) -> Void)?
     var lastProgress = 0.0
     var expected: Int64?
+    /// The first address refused under `denyPrivateAddresses`.
+    var refusedAddress: String?
     init(file: FileHandle, maxBytes: Int64, handle: OpaquePointer, resumed: Bool) {
         self.file = file; self.maxBytes = maxBytes; self.handle = handle; self.resumed = resumed
+    }
+
+    /// Back to the state before the first body byte (the body of a redirect is dropped).
+    func restart(at offset: Int64) throws {
+        try file.truncate(atOffset: UInt64(offset))
+        written = offset
+        base = offset
+        resumed = offset > 0
     }
 
     /// On the first body bytes: a server that ignored the Range request sends the whole file
@@ -56,15 +66,21 @@ private final class DownloadSink {
     }
 }
 
-/// Downloads `url` into `destination` with libcurl (HTTP(S) and file://), following at most
-/// `limits.maxRedirects` redirects, failing on HTTP status ≥ 400 and on bodies over `limits.maxBytes`.
+/// Downloads `url` into `destination` with libcurl over HTTP(S) only (the request and every
+/// redirect), following at most `limits.maxRedirects` redirects, failing on HTTP status ≥ 400 and
+/// on bodies over `limits.maxBytes`.
+/// `checkRedirect`, when given, sees each redirect's absolute URL before it is followed and throws
+/// to refuse it; redirects are then followed here, not by libcurl, and `headers` go to `url` only.
+/// `denyPrivateAddresses` refuses to connect to a `PrivateAddress` (checked on each address libcurl
+/// is about to connect to, after DNS, for every hop).
 /// `resumeFrom` > 0 appends to an existing partial file with a Range request (starting over if the
 /// server answers with the whole file). `progress(bytes, total)` is called at most twice a second.
 /// Returns the number of bytes in the file.
 @discardableResult
 public func curlDownload(
     _ url: String, to destination: String, limits: DownloadLimits = DownloadLimits(),
-    headers: [String] = [], resumeFrom: Int64 = 0, progress: ((Int64, Int64?) -> Void)? = nil
+    headers: [String] = [], resumeFrom: Int64 = 0, denyPrivateAddresses: Bool = false,
+    checkRedirect: ((String) throws -> Void)? = nil, progress: ((Int64, Int64?) -> Void)? = nil
 ) throws -> Int64 {
     _ = curlGlobal
     guard let handle = curl_easy_init() else { throw DownloadError(.network, "libcurl could not start a transfer") }
@@ -86,10 +102,13 @@ public func curlDownload(
     for header in headers { headerList = curl_slist_append(headerList, header) }
     defer { curl_slist_free_all(headerList) }
 
-    _ = shim_curl_setopt_string(handle, CURLOPT_URL, url)
-    _ = shim_curl_setopt_long(handle, CURLOPT_FOLLOWLOCATION, 1)
+    // No file://, ftp://, gopher://… for the URL or any redirect (libcurl ≥ 7.85; refuse if unknown).
+    guard shim_curl_setopt_string(handle, CURLOPT_PROTOCOLS_STR, "http,https") == CURLE_OK,
+          shim_curl_setopt_string(handle, CURLOPT_REDIR_PROTOCOLS_STR, "http,https") == CURLE_OK else {
+        throw DownloadError(.network, "this libcurl cannot be limited to http and https (7.85 or later is needed)")
+    }
+    _ = shim_curl_setopt_long(handle, CURLOPT_FOLLOWLOCATION, checkRedirect == nil ? 1 : 0)
     _ = shim_curl_setopt_long(handle, CURLOPT_MAXREDIRS, limits.maxRedirects)
-    _ = shim_curl_setopt_long(handle, CURLOPT_TIMEOUT, limits.timeoutSeconds)
     _ = shim_curl_setopt_long(handle, CURLOPT_CONNECTTIMEOUT, limits.connectTimeoutSeconds)
     _ = shim_curl_setopt_long(handle, CURLOPT_NOSIGNAL, 1)
     _ = shim_curl_setopt_long(handle, CURLOPT_FAILONERROR, 0)
@@ -100,6 +119,23 @@ public func curlDownload(
     let context = Unmanaged.passRetained(sink)
     defer { context.release() }
     _ = shim_curl_setopt_pointer(handle, CURLOPT_WRITEDATA, context.toOpaque())
+    if denyPrivateAddresses {
+        _ = shim_curl_setopt_pointer(handle, CURLOPT_OPENSOCKETDATA, context.toOpaque())
+        // Every connection attempt (each resolved address, each hop) comes through here first.
+        _ = shim_curl_setopt_opensocket_function(handle) { user, _, address in
+            // `user` is the retained sink (OPENSOCKETDATA), alive until curl_easy_perform returns.
+            let sink = Unmanaged<DownloadSink>.fromOpaque(user!).takeUnretainedValue()
+            guard let address else { return CURL_SOCKET_BAD }
+            var bytes = [UInt8](repeating: 0, count: 16)
+            let count = Int(shim_curl_sockaddr_ip(address, &bytes))
+            let ip = Array(bytes.prefix(count))
+            if PrivateAddress.contains(ip) {
+                if sink.refusedAddress == nil { sink.refusedAddress = count > 0 ? PrivateAddress.describe(ip) : "a non-IP address" }
+                return CURL_SOCKET_BAD
+            }
+            return socket(address.pointee.family, address.pointee.socktype, address.pointee.protocol)
+        }
+    }
     _ = shim_curl_setopt_write_function(handle) { data, size, count, user in
         let sink = Unmanaged<DownloadSink>.fromOpaque(user!).takeUnretainedValue()
         sink.checkResume()
@@ -124,21 +160,47 @@ public func curlDownload(
         return length
     }
 
-    let code = curl_easy_perform(handle)
-    var status = 0
-    _ = shim_curl_getinfo_long(handle, CURLINFO_RESPONSE_CODE, &status)
-    if sink.overLimit || code == CURLE_FILESIZE_EXCEEDED {
-        throw DownloadError(.tooLarge, "\(url): larger than the limit of \(limits.maxBytes) bytes")
-    }
-    if let writeError = sink.writeError { throw DownloadError(.io, "\(destination): \(writeError)") }
-    guard code == CURLE_OK else {
-        let message = String(cString: curl_easy_strerror(code))
-        switch code {
-        case CURLE_URL_MALFORMAT, CURLE_UNSUPPORTED_PROTOCOL: throw DownloadError(.badURL, "\(url): \(message)")
-        case CURLE_OPERATION_TIMEDOUT: throw DownloadError(.timeout, "\(url): \(message) after \(limits.timeoutSeconds) s")
-        default: throw DownloadError(.network, "\(url): \(message)")
+    var current = url
+    var redirects = 0
+    let deadline = monotonicSeconds() + Double(limits.timeoutSeconds)
+    while true {
+        _ = shim_curl_setopt_string(handle, CURLOPT_URL, current)
+        // One time limit for the whole chain of redirects.
+        _ = shim_curl_setopt_long(handle, CURLOPT_TIMEOUT_MS, max(1, Int((deadline - monotonicSeconds()) * 1000)))
+        let code = curl_easy_perform(handle)
+        var status = 0
+        _ = shim_curl_getinfo_long(handle, CURLINFO_RESPONSE_CODE, &status)
+        if sink.overLimit || code == CURLE_FILESIZE_EXCEEDED {
+            throw DownloadError(.tooLarge, "\(current): larger than the limit of \(limits.maxBytes) bytes")
         }
+        if let writeError = sink.writeError { throw DownloadError(.io, "\(destination): \(writeError)") }
+        if code != CURLE_OK, let refused = sink.refusedAddress {
+            throw DownloadError(.addressNotAllowed, "\(current): refused to connect to \(refused), a private or loopback address")
+        }
+        guard code == CURLE_OK else {
+            let message = String(cString: curl_easy_strerror(code))
+            switch code {
+            case CURLE_URL_MALFORMAT, CURLE_UNSUPPORTED_PROTOCOL: throw DownloadError(.badURL, "\(current): \(message)")
+            case CURLE_OPERATION_TIMEDOUT: throw DownloadError(.timeout, "\(current): \(message) after \(limits.timeoutSeconds) s")
+            case CURLE_TOO_MANY_REDIRECTS: throw DownloadError(.tooManyRedirects, "\(url): more than \(limits.maxRedirects) redirects")
+            default: throw DownloadError(.network, "\(current): \(message)")
+            }
+        }
+        if status >= 400 { throw DownloadError(.httpStatus(status), "\(current): HTTP status \(status)") }
+        var location: UnsafeMutablePointer<CChar>? = nil
+        guard let checkRedirect, (300..<400).contains(status),
+              shim_curl_getinfo_string(handle, CURLINFO_REDIRECT_URL, &location) == CURLE_OK, let location else {
+            return sink.written
+        }
+        let next = String(cString: location)
+        redirects += 1
+        guard redirects <= limits.maxRedirects else {
+            throw DownloadError(.tooManyRedirects, "\(url): more than \(limits.maxRedirects) redirects")
+        }
+        try checkRedirect(next)
+        do { try sink.restart(at: resumeFrom) } catch { throw DownloadError(.io, "\(destination): \(error)") }
+        // Credentials stay with the URL they were given for.
+        if headerList != nil { _ = shim_curl_setopt_pointer(handle, CURLOPT_HTTPHEADER, nil) }
+        current = next
     }
-    if status >= 400 { throw DownloadError(.httpStatus(status), "\(url): HTTP status \(status)") }
-    return sink.written
 }

@@ -96,8 +96,10 @@ public struct SceneOpening: Equatable, Sendable {
     public var path: String
     public var fingerprint: FileFingerprint
     public var recipe: TileRecipe
-    public init(job: UInt64, path: String, fingerprint: FileFingerprint, recipe: TileRecipe) {
-        self.job = job; self.path = path; self.fingerprint = fingerprint; self.recipe = recipe
+    /// GDAL drivers the worker may open it with (a served input: GTiff only); empty: any.
+    public var drivers: [String]
+    public init(job: UInt64, path: String, fingerprint: FileFingerprint, recipe: TileRecipe, drivers: [String] = []) {
+        self.job = job; self.path = path; self.fingerprint = fingerprint; self.recipe = recipe; self.drivers = drivers
     }
 }
 
@@ -178,6 +180,8 @@ public enum WireMessage: Equatable, Sendable {
             w.write(m.job); w.write(m.path)
             w.write(m.fingerprint.size); w.write(m.fingerprint.modified); w.write(m.fingerprint.digest)
             w.write(m.recipe)
+            w.write(UInt32(m.drivers.count))
+            for driver in m.drivers { w.write(driver) }
         case .sceneOpened(let job, let error):
             w.write(job); w.write(error != nil); w.write(error ?? "")
         case .closeScene(let job):
@@ -247,7 +251,12 @@ public enum WireMessage: Equatable, Sendable {
         case 10:
             let job: UInt64 = try r.read(), path: String = try r.read()
             let fingerprint = FileFingerprint(size: try r.read(), modified: try r.read(), digest: try r.read())
-            message = .openScene(SceneOpening(job: job, path: path, fingerprint: fingerprint, recipe: try r.readRecipe()))
+            let recipe = try r.readRecipe()
+            let count = try r.read(UInt32.self)
+            guard count <= 64 else { throw WireError("a scene with \(count) drivers") }
+            var drivers: [String] = []
+            for _ in 0..<count { drivers.append(try r.read(String.self)) }
+            message = .openScene(SceneOpening(job: job, path: path, fingerprint: fingerprint, recipe: recipe, drivers: drivers))
         case 11:
             let job: UInt64 = try r.read()
             let failed: Bool = try r.read()
