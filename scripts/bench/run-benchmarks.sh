@@ -109,7 +109,7 @@ if [ "$what" = capacity ] || [ "$what" = all ]; then
                     "$models/outputs/capacity.tif" --quiet --threads 1 --data-path "$path" : -np "$workers" "$bin/tileworker" > "$log" 2>&1
                 awk -v scene="$scene" -v workers="$workers" -v path="$path" '
                     /wrote/ { for (i = 1; i <= NF; i++) if ($i == "computed,") computed = substr($(i - 1), 2) }
-                    /MPI tile traffic/ { sent = $(NF - 7); received = $(NF - 5) }
+                    /MPI tile traffic/ { for (i = 1; i <= NF; i++) if ($i == "and") { sent = substr($(i - 1), 2); received = $(i + 1) } }
                     /^cpu/ { cpu = $2 + $3; wall = $5; rss = $7 }
                     END { printf "%5s² %-11s %d worker(s): coordinator CPU %.2f ms/tile (%.2f s for %d tiles), %.0f tiles/s wall, %s/%s bytes per tile sent/received, RSS %d MB\n",
                                  scene, path, workers, 1000 * cpu / computed, cpu, computed, computed / wall, sent, received, rss / 1024 }' "$log"
