@@ -105,6 +105,8 @@ public struct EngineCore<Payload> {
     }
 
     public var jobCount: Int { jobs.count }
+    /// Jobs still being opened (waiting, as far as a client can tell).
+    public var jobsOpening: Int { jobs.values.filter { $0.phase == .opening }.count }
     public var tilesInFlight: Int { scheduler.totalInFlight }
     public var busyWorkers: Int { scheduler.workers.filter { scheduler.inFlightCount(worker: $0) > 0 }.count }
     /// Tiles of running jobs not handed out yet.

@@ -470,7 +470,9 @@ public final class SegmentationEngine: @unchecked Sendable {
 
     private func publish() {
         guard let observer else { return }
-        observer.queueChanged(jobsRunning: core.jobCount, jobsWaiting: 0, tilesQueued: core.tilesWaiting, workersBusy: core.busyWorkers)
+        let opening = core.jobsOpening
+        observer.queueChanged(jobsRunning: core.jobCount - opening, jobsWaiting: opening, tilesQueued: core.tilesWaiting,
+                              workersBusy: core.busyWorkers)
     }
 }
 
