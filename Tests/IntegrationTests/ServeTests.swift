@@ -332,15 +332,21 @@ import FoundationNetworking
 
     @Test func mpiWorkersServeTheSameMasks() async throws {
         let f = ServeTests.fixture
-        let (server, port) = try ServeTests.startServer(model: f.model, arguments: ["--allowed-local-media-path", f.media], outputs: f.outputs, workers: 2)
+        // Its own output directory: ServeTests checks its own for leftovers meanwhile.
+        let outputs = TemporaryDirectory("serve-mpi")
+        let (server, port) = try ServeTests.startServer(model: f.model, arguments: ["--allowed-local-media-path", f.media], outputs: outputs.path, workers: 2)
         defer { server.terminate() }
         let body: [String: Any] = ["model": f.model, "data": ["data": f.media + "/medium.tif", "data_format": "path", "out_data_format": "path"]]
         let (status, reply) = try await ServeTests.request("POST", "http://127.0.0.1:\(port)/pooling", json: body)
         #expect(status == 200)
         let path = try #require((ServeTests.object(reply)["data"] as? [String: Any])?["data"] as? String)
-        let (reference, referenceReply) = try await ServeTests.pooling(["data": f.media + "/medium.tif", "data_format": "path", "out_data_format": "path"])
+        // The fixture server's answer as base64, so that nothing is written in its output
+        // directory while ServeTests checks it for leftovers.
+        let (reference, referenceReply) = try await ServeTests.pooling(["data": f.media + "/medium.tif", "data_format": "path", "out_data_format": "b64_json"])
         #expect(reference == 200)
-        let referencePath = (referenceReply["data"] as! [String: Any])["data"] as! String
+        let encoded = try #require((referenceReply["data"] as? [String: Any])?["data"] as? String)
+        let referencePath = outputs.file("reference.tiff")
+        try #require(Data(base64Encoded: encoded)).write(to: URL(fileURLWithPath: referencePath))
         #expect(try ServeTests.maskPixels(path) == (try ServeTests.maskPixels(referencePath)))
         #expect(server.output.contains("rank 2 on"), "both workers loaded the model")
     }
@@ -353,6 +359,8 @@ import FoundationNetworking
     final class Fixture: @unchecked Sendable {
         let files = LoopbackHTTPServer()
         let ftp: LoopbackConnectionCounter
+        /// Its own output directory: ServeTests checks its own for leftovers while this suite runs.
+        let dir = TemporaryDirectory("serve-url")
         var restricted: ChildProcess!, restrictedPort = 0
         var localhost: String { "http://localhost:\(files.port)" }
 
@@ -363,7 +371,7 @@ import FoundationNetworking
                 let f = ServeTests.fixture
                 files.put("/files/small.tif", try Data(contentsOf: URL(fileURLWithPath: f.media + "/small.tif")))
                 (restricted, restrictedPort) = try ServeTests.startServer(model: f.model, arguments: ["--allowed-media-domains", "localhost"],
-                                                                          outputs: f.outputs)
+                                                                          outputs: dir.path)
             } catch {
                 fatalError("url fixture: \(error)")
             }
@@ -408,7 +416,7 @@ import FoundationNetworking
     @Test func privateAddressesAreRefusedWhenAsked() async throws {
         let f = Self.fixture
         let (server, port) = try ServeTests.startServer(model: ServeTests.fixture.model, arguments: ["--deny-private-addresses"],
-                                                        outputs: ServeTests.fixture.outputs)
+                                                        outputs: f.dir.path)
         defer { server.terminate() }
         for url in [f.localhost + "/files/small.tif", "http://127.0.0.1:\(f.files.port)/files/small.tif", "http://[::1]:\(f.files.port)/files/small.tif"] {
             let (status, message) = try await Self.pooling(port: port, url)
