@@ -331,9 +331,10 @@ final class SceneRun: @unchecked Sendable {
     private func submit(_ index: Int, on engine: SegmentationEngine, workers: [Int: String]) {
         let (input, output) = scenes[index]
         let options = self.options, config = self.config, logger = self.logger
-        let journal: JournalMode = resume && FileManager.default.fileExists(atPath: SegmentJournal.paths(for: output).journal)
-            ? .resume(model: modelDirectory) : (resume && scenes.count == 1 ? .resume(model: modelDirectory) : .start(model: modelDirectory))
-        let resuming: Bool = { if case .resume = journal { return true } else { return false } }()
+        // A single scene resumes as asked (and says so when there is nothing to resume); with many,
+        // scenes without a journal start.
+        let resumes = resume && (scenes.count == 1 || FileManager.default.fileExists(atPath: SegmentJournal.paths(for: output).journal))
+        let journal: JournalMode = resumes ? .resume(model: modelDirectory) : .start(model: modelDirectory)
         let several = scenes.count > 1
         engine.submit(keepProgress: true, progress: { [self] in update($0) }, make: { id in
             let job: any TilingJob
@@ -345,7 +346,7 @@ final class SceneRun: @unchecked Sendable {
                 let tiled = try SegmentationJob(id: id, input: input, output: output, config: config, options: options, journal: journal)
                 if !tiled.isGeoreferenced { logger.warning("\(input) has no CRS or geotransform: the output will have none either") }
                 let plan = tiled.plan
-                if resuming {
+                if resumes {
                     logger.info("resuming\(several ? " " + output : ""): \(tiled.journaledGridRows) of \(plan.rows) grid rows were written; \(plan.count - tiled.tilesResumed) tiles to go")
                 }
                 logger.info("\(input): \(plan.sceneWidth)×\(plan.sceneHeight), bands \(options.bands), reflectance ÷\(Int(tiled.reader.reflectanceDivisor)); \(plan.count) tiles of \(plan.tileSize) px covering \(plan.window) source px (scale \(String(format: "%.4g", plan.scale)), stride \(plan.stride))")

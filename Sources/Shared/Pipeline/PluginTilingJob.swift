@@ -78,8 +78,9 @@ public final class PluginTilingJob: TilingJob {
     public var isComplete: Bool { rowsWritten == rows }
     /// Crops are prepared here only (the plugin's preparation differs from the tiles'), in any grouping.
     public var shape: JobShape { JobShape(firstTile: 0, tileCount: tileCount, rowLength: tileCount, workerSide: false) }
-    public var workerScene: (opening: SceneOpening, windows: TileWindows)? { nil }
     public var dataPath: DataPath { .coordinator }
+    public var windows: TileWindows? { nil }
+    public func sceneOpening() throws -> SceneOpening { throw SegmentationFailure("--tiling vllm crops are prepared on the coordinator") }
 
     /// The plugin's `input_data.mean() > 1` over every selected value, nodata and NaN included
     /// (NaN makes the comparison false, as in numpy). Read in strips, so memory stays bounded.

@@ -372,8 +372,9 @@ public final class SegmentationEngine: @unchecked Sendable {
                     let job = try context.make(id)
                     context.job = job
                     var shape = job.shape
-                    shape.workerSide = shape.workerSide && (job.dataPath == .worker || !inProcess)
-                    post(.opened(id, shape, shape.workerSide ? job.workerScene : nil))
+                    shape.workerSide = shape.workerSide && job.windows != nil && (job.dataPath == .worker || !inProcess)
+                    let scene = shape.workerSide ? (opening: try job.sceneOpening(), windows: job.windows!) : nil
+                    post(.opened(id, shape, scene))
                 } catch {
                     post(.failed(id, error))
                 }

@@ -49,13 +49,17 @@ public struct TileWindows: Sendable {
 
 /// What the engine drives: a scene cut into tiles, prepared on the job's thread or by workers,
 /// results taken back in any order, then the output put in place (or nothing, on abort).
-/// Every call but `shape` and `workerScene` comes from the job's own thread.
+/// Every call comes from the job's own thread.
 public protocol TilingJob: AnyObject {
     var id: UInt64 { get }
+    /// `workerSide` when workers may read the tiles (`windows` is then not nil).
     var shape: JobShape { get }
-    /// What a worker needs to read this job's tiles itself; nil: the coordinator prepares them.
-    var workerScene: (opening: SceneOpening, windows: TileWindows)? { get }
     var dataPath: DataPath { get }
+    /// The job's tile requests without pixels; nil when only the coordinator prepares tiles.
+    var windows: TileWindows? { get }
+    /// What a worker needs to open the scene itself (reads a fingerprint of the file: asked for
+    /// only when some worker will be offered the scene).
+    func sceneOpening() throws -> SceneOpening
     var tileCount: Int { get }
     var tilesDone: Int { get }
     var tilesComputed: Int { get }
@@ -110,8 +114,9 @@ public final class SegmentationJob: TilingJob {
     private let location: [Float]
     public let recipe: TileRecipe
     private let tiles: TileSource
-    public let workerScene: (opening: SceneOpening, windows: TileWindows)?
+    private let tileWindows: TileWindows
     public let dataPath: DataPath
+    private let allowedDrivers: [String]
     /// Tiles done by the interrupted run this one continues (counted as done).
     public let tilesResumed: Int
     /// Validity masks of coordinator-prepared tiles in flight that have some nodata.
@@ -172,15 +177,9 @@ public final class SegmentationJob: TilingJob {
         tilesResumed = min(startGridRow, plan.rows) * plan.columns
         recipe = reader.recipe(plan: plan, location: location)
         tiles = reader.source(recipe)
+        tileWindows = TileWindows(job: id, plan: plan, recipe: recipe)
         dataPath = options.dataPath
-        if options.dataPath != .coordinator {
-            let path = URL(fileURLWithPath: input).standardizedFileURL.path
-            workerScene = (SceneOpening(job: id, path: path, fingerprint: try FileFingerprint.of(input), recipe: recipe,
-                                        drivers: options.allowedDrivers ?? []),
-                           TileWindows(job: id, plan: plan, recipe: recipe))
-        } else {
-            workerScene = nil
-        }
+        allowedDrivers = options.allowedDrivers ?? []
         let strips = sink
         stitcher = Stitcher(plan: plan, classes: config.numClasses, kind: kind, startGridRow: startGridRow,
                             skipStripsThrough: skipStripsThrough) { first, rows, floats, bytes, gridRow in
@@ -214,7 +213,14 @@ public final class SegmentationJob: TilingJob {
     public var tileCount: Int { plan.count }
     public var isComplete: Bool { stitcher.isComplete }
     public var shape: JobShape {
-        JobShape(firstTile: tilesResumed, tileCount: plan.count, rowLength: plan.columns, workerSide: workerScene != nil)
+        JobShape(firstTile: tilesResumed, tileCount: plan.count, rowLength: plan.columns, workerSide: dataPath != .coordinator)
+    }
+
+    public var windows: TileWindows? { tileWindows }
+
+    public func sceneOpening() throws -> SceneOpening {
+        SceneOpening(job: id, path: URL(fileURLWithPath: inputPath).standardizedFileURL.path, fingerprint: try FileFingerprint.of(inputPath),
+                     recipe: recipe, drivers: allowedDrivers)
     }
 
     /// Reads and prepares `range` (consecutive tiles of one grid row, as the engine groups them
@@ -234,10 +240,9 @@ public final class SegmentationJob: TilingJob {
                 continue
             }
             if input.validCount < input.valid.count { inFlightValid[index] = input.valid }
-            let size = Int32(plan.tileSize)
-            requests.append(TileRequest(job: id, tile: UInt64(index), channels: Int32(recipe.bands.count), height: size, width: size,
-                                        source: tile.source, window: Int32(plan.window), location: location, temporal: [],
-                                        pixels: input.pixels))
+            var request = tileWindows.request(index)
+            request.pixels = input.pixels
+            requests.append(request)
         }
         return (requests, skipped)
     }
@@ -309,10 +314,5 @@ public final class SegmentationJob: TilingJob {
     public var journaledGridRows: Int {
         if case .journaled(let journal, _, _) = sink { return journal.lastGridRow.map { $0 + 1 } ?? 0 }
         return 0
-    }
-
-    public var journalPath: String? {
-        if case .journaled(let journal, _, _) = sink { return journal.path }
-        return nil
     }
 }
