@@ -30,6 +30,17 @@ enum ExitStatus {
     static let internalError: Int32 = 70
     static let cannotCreateOutput: Int32 = 73
     static let ioError: Int32 = 74
+
+    /// The one mapping from what went wrong to sysexits(3) statuses.
+    static func `for`(_ kind: FailureKind) -> Int32 {
+        switch kind {
+        case .badInput: return badInput
+        case .missingInput: return noInput
+        case .output: return cannotCreateOutput
+        case .outOfSpace: return ioError
+        case .timedOut, .unavailable, .internal: return internalError
+        }
+    }
 }
 
 /// Logs `error` as one clear line and exits with `status`.

@@ -395,17 +395,12 @@ final class SceneRun: @unchecked Sendable {
         }
     }
 
-    /// The exit status for a scene that failed: while opening, bad input (65), a missing journal
-    /// (66) or an output that cannot be created (73); while running, 73 for the output, else 70.
+    /// The exit status for a scene that failed, from the kind of failure (`ExitStatus.for`); a
+    /// failure while opening that is not classified is the input's (65), while running a defect (70).
     static func exitStatus(for error: Error) -> Int32 {
-        if let open = error as? JobOpenFailure {
-            switch open.underlying {
-            case is OutputError: return ExitStatus.cannotCreateOutput
-            case is SegmentationFailure: return ExitStatus.noInput
-            default: return ExitStatus.badInput
-            }
-        }
-        return error is OutputError ? ExitStatus.cannotCreateOutput : ExitStatus.internalError
+        let kind = FailureKind.of(error)
+        if error is JobOpenFailure, kind == .internal { return ExitStatus.badInput }
+        return ExitStatus.for(kind)
     }
 }
 

@@ -78,6 +78,24 @@ struct ServeCommand: ParsableCommand {
     @Option(help: "Seconds a request may take, download and queue included; past it the job is stopped and the answer is 504.")
     var requestTimeout: Double = 1800
 
+    @Option(help: "Memory the running requests' jobs may use in all, as estimated before each starts (K/M/G suffixes; default a quarter of RAM). A request that needs more than all of it is refused with 413; one that does not fit yet waits.")
+    var maxMemory: ByteCount?
+
+    @Option(help: "Requests whose jobs run at once; more wait in the queue.")
+    var maxConcurrentRequests: Int = 8
+
+    @Option(help: "Requests that may wait for room; one more is refused with 503 and Retry-After.")
+    var maxQueuedRequests: Int = 64
+
+    @Option(help: "HTTP connections open at once; one more is answered 503 and closed.")
+    var maxConnections: Int = 512
+
+    @Option(help: "Seconds a connection may send nothing (also the time to send a request's headers) before it is closed.")
+    var idleTimeout: Double = 60
+
+    @Option(help: "Seconds a client has to send a request body; past it the answer is 408.")
+    var bodyTimeout: Double = 300
+
     func validate() throws {
         guard requestTimeout > 0 else { throw ValidationError("--request-timeout must be positive") }
         guard stallTimeout > 0 else { throw ValidationError("--stall-timeout must be positive") }
@@ -89,6 +107,10 @@ struct ServeCommand: ParsableCommand {
             throw ValidationError("--model-impl \(modelImpl) is not available; this server runs TerraTorch models (terratorch)")
         }
         guard (0...65535).contains(port) else { throw ValidationError("--port must be 0…65535") }
+        guard maxConcurrentRequests > 0, maxQueuedRequests >= 0, maxConnections > 0, idleTimeout > 0, bodyTimeout > 0 else {
+            throw ValidationError("--max-concurrent-requests, --max-connections, --idle-timeout and --body-timeout must be positive, --max-queued-requests not negative")
+        }
+        if let maxMemory, maxMemory.bytes <= 0 { throw ValidationError("--max-memory must be positive") }
         guard maxRequestPixels > 0, maxInputBytes > 0, downloadTimeout > 0 else {
             throw ValidationError("--max-request-pixels, --max-input-bytes and --download-timeout must be positive")
         }
@@ -153,16 +175,24 @@ struct ServeCommand: ParsableCommand {
         policy.requestTimeout = requestTimeout
         policy.denyPrivateAddresses = denyPrivateAddresses
         let name = servedModelName ?? model
-        let service = PoolingService(engine: engine, servedModelName: name, policy: policy, logger: logger, observer: metrics)
-        let server = HTTPServer(service: service, modelRoot: modelDirectory, registry: registry,
-                                maxBodyBytes: Int(min(Int64(Int.max / 2), maxInputBytes * 4 / 3 + (1 << 20))))
+        let budget = maxMemory?.bytes ?? Int64(ProcessInfo.processInfo.physicalMemory / 4)
+        let admission = Admission(limits: .init(maxBytes: budget, maxConcurrent: maxConcurrentRequests, maxWaiting: maxQueuedRequests))
+        let service = PoolingService(engine: engine, servedModelName: name, policy: policy, logger: logger, observer: metrics,
+                                     admission: admission)
+        let bodyLimit = Self.bodyLimit(maxInputBytes: maxInputBytes, maxRequestPixels: maxRequestPixels, bands: config.encoder.inChannels)
+        let server = HTTPServer(service: service, modelRoot: modelDirectory, registry: registry, maxBodyBytes: bodyLimit,
+                                bodyTimeout: bodyTimeout)
+        logger.info("admission: --max-memory \(ByteCount.describe(budget)), --max-concurrent-requests \(maxConcurrentRequests), --max-queued-requests \(maxQueuedRequests); request bodies up to \(ByteCount.describe(Int64(bodyLimit)))")
 
         logger.info("serving \(name) with the terratorch_segmentation IO processor; outputs in \(outputDirectory)")
         logger.info("Available routes are:")
         for (route, methods) in HTTPServer.routes { logger.info("Route: \(route), Methods: \(methods)") }
         let host = self.host, port = self.port
+        let connections = ConnectionLimiter.Count(limit: maxConnections)
         let app = Application(
             router: server.router(),
+            server: .http1(configuration: .init(additionalChannelHandlers: [ConnectionLimiter(count: connections)],
+                                                idleTimeout: .milliseconds(Int64(idleTimeout * 1000)))),
             configuration: .init(address: .hostname(host, port: port), serverName: nil),
             onServerRunning: { channel in
                 let bound = channel.localAddress?.port ?? port
@@ -182,12 +212,28 @@ struct ServeCommand: ParsableCommand {
         }
         done.wait()
         engine.stop()
+        service.shutDown()
         if let error = outcome.value {
             stop("server stopped: \(error)", status: ExitStatus.internalError)
         }
         logger.info("shutting down")
         session.finish(reason: "server stopped")
     }
+}
+
+extension ServeCommand {
+    /// The largest request body: a base64 image of at most --max-input-bytes, and never more than
+    /// the largest image --max-request-pixels admits could need (float64 samples, uncompressed, plus
+    /// 1 MiB of TIFF structure), with 64 KiB for the JSON around it.
+    static func bodyLimit(maxInputBytes: Int64, maxRequestPixels: Int, bands: Int) -> Int {
+        let largestImage = Int64(maxRequestPixels).multipliedReportingOverflow(by: Int64(max(1, bands)) * 8)
+        let image = min(maxInputBytes, largestImage.overflow ? Int64.max / 2 : largestImage.partialValue + (1 << 20))
+        return Int(min(Int64(Int.max / 2), image / 3 * 4 + 4 + (64 << 10)))
+    }
+}
+
+extension ByteCount: ExpressibleByArgument {
+    public init?(argument: String) { self.init(argument) }
 }
 
 /// A mutable box handed between the server task and the main thread (which waits for the task).

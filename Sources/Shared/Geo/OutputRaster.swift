@@ -3,7 +3,17 @@ import Foundation
 /// The output cannot be created or written (directory missing or read-only, disk full).
 public struct OutputError: Error, CustomStringConvertible {
     public let description: String
-    public init(_ description: String) { self.description = description }
+    /// The disk or quota is full (the fix is space, not permissions).
+    public let outOfSpace: Bool
+    public init(_ description: String, outOfSpace: Bool = false) { self.description = description; self.outOfSpace = outOfSpace }
+
+    /// A failed write or flush of `path`: `errorNumber` when a system call said why (read where it
+    /// failed — errno is not looked at later), else the file system's free space decides.
+    public static func writeFailed(_ path: String, _ what: String, errorNumber: Int32?) -> OutputError {
+        let full = errorNumber.map { $0 == ENOSPC || $0 == EDQUOT } ?? fileSystemIsFull(at: path)
+        let reason = errorNumber.map { String(cString: strerror($0)) } ?? (full ? "no space left on the device" : nil)
+        return OutputError("\(path): \(what)\(reason.map { ": \($0)" } ?? "")", outOfSpace: full)
+    }
 }
 
 /// The output GeoTIFF, written under a temporary name beside its final path and renamed into
@@ -62,6 +72,14 @@ public final class OutputRaster {
 
     /// Writes `rows` rows from `firstRow`: planar floats [bands × rows × width] or mask bytes.
     public func write(firstRow: Int, rows: Int, floats: [Float]?, bytes: [UInt8]?) throws {
+        do {
+            try writeRows(firstRow: firstRow, rows: rows, floats: floats, bytes: bytes)
+        } catch let error as GDALError {
+            throw OutputError.writeFailed(temporaryPath, "cannot write rows \(firstRow)…\(firstRow + rows - 1) (\(error))", errorNumber: nil)
+        }
+    }
+
+    private func writeRows(firstRow: Int, rows: Int, floats: [Float]?, bytes: [UInt8]?) throws {
         guard let dataset else { throw GDALError("\(finalPath): output already closed") }
         let window = PixelWindow(x: 0, y: firstRow, width: width, height: rows)
         if let bytes {
@@ -84,13 +102,14 @@ public final class OutputRaster {
         do {
             try dataset.close()
         } catch {
+            let failure = OutputError.writeFailed(temporaryPath, "cannot flush the output (\(error))", errorNumber: nil)
             unlink(temporaryPath)
-            throw error
+            throw failure
         }
         guard rename(temporaryPath, finalPath) == 0 else {
-            let reason = String(cString: strerror(errno))
+            let number = errno
             unlink(temporaryPath)
-            throw GDALError("\(finalPath): cannot move the finished output into place: \(reason)")
+            throw OutputError("\(finalPath): cannot move the finished output into place: \(String(cString: strerror(number)))")
         }
     }
 

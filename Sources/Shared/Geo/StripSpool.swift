@@ -25,7 +25,7 @@ public final class StripSpool {
         self.bands = bands
         self.bytesPerValue = bytesPerValue
         descriptor = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
-        guard descriptor >= 0 else { throw OutputError("\(path): cannot open: \(String(cString: strerror(errno)))") }
+        guard descriptor >= 0 else { throw OutputError.writeFailed(path, "cannot open", errorNumber: errno) }
         let size = lseek(descriptor, 0, SEEK_END)
         let wanted = off_t(rows) * off_t(width * bands * bytesPerValue)
         guard size >= wanted else {
@@ -33,8 +33,9 @@ public final class StripSpool {
             throw OutputError("cannot resume: \(path) holds \(size) bytes, the journal records \(wanted)")
         }
         guard ftruncate(descriptor, wanted) == 0, lseek(descriptor, wanted, SEEK_SET) == wanted else {
+            let number = errno  // before close() can change it
             close(descriptor)
-            throw OutputError("\(path): cannot truncate: \(String(cString: strerror(errno)))")
+            throw OutputError.writeFailed(path, "cannot truncate", errorNumber: number)
         }
         self.rows = rows
     }
@@ -60,9 +61,10 @@ public final class StripSpool {
             }
         }
         let written = data.withUnsafeBytes { write(descriptor, $0.baseAddress, $0.count) }
-        guard written == data.count, fsync(descriptor) == 0 else {
-            throw OutputError("\(path): cannot write: \(String(cString: strerror(errno)))")
-        }
+        // errno means something only when the call returned -1 (a short write sets none).
+        if written < 0 { throw OutputError.writeFailed(path, "cannot write", errorNumber: errno) }
+        if written != data.count { throw OutputError.writeFailed(path, "short write (\(written) of \(data.count) bytes)", errorNumber: nil) }
+        if fsync(descriptor) != 0 { throw OutputError.writeFailed(path, "cannot flush", errorNumber: errno) }
         rows += count
     }
 

@@ -48,7 +48,7 @@ public final class PluginTilingJob: TilingJob {
         self.config = config
         let pre = config.preprocessing
         guard options.output == .mask else {
-            throw SegmentationFailure("--tiling vllm writes the plugin's uint8 mask only (not \(options.output.rawValue))")
+            throw SegmentationFailure("--tiling vllm writes the plugin's uint8 mask only (not \(options.output.rawValue))", kind: .badInput)
         }
         let raster = try RasterDataset.open(input, allowedDrivers: options.allowedDrivers)
         self.raster = raster
@@ -57,7 +57,7 @@ public final class PluginTilingJob: TilingJob {
         crop = pre.pluginCrop
         side = pre.resizeTo ?? pre.pluginCrop
         guard crop > 0, side % config.encoder.patchSize == 0 else {
-            throw SegmentationFailure("the plugin's crop \(crop) resized to \(side) is not a multiple of the patch size \(config.encoder.patchSize)")
+            throw SegmentationFailure("the plugin's crop \(crop) resized to \(side) is not a multiple of the patch size \(config.encoder.patchSize)", kind: .badInput)
         }
         columns = (raster.width + crop - 1) / crop
         rows = (raster.height + crop - 1) / crop

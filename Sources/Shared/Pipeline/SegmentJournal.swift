@@ -60,19 +60,19 @@ public final class SegmentJournal {
     /// Reopens a journal for `--resume`; it must describe the same run.
     public init(resuming path: String, expected: Header) throws {
         guard FileManager.default.fileExists(atPath: path) else {
-            throw SegmentationFailure("nothing to resume: no journal \(path) (the run finished, or never started)")
+            throw SegmentationFailure("nothing to resume: no journal \(path) (the run finished, or never started)", kind: .missingInput)
         }
         self.path = path
         descriptor = try Self.openLocked(path, truncate: false)
-        guard let data = FileManager.default.contents(atPath: path) else { throw SegmentationFailure("\(path): unreadable") }
+        guard let data = FileManager.default.contents(atPath: path) else { throw SegmentationFailure("\(path): unreadable", kind: .missingInput) }
         let lines = data.split(separator: 0x0A)
         guard let first = lines.first, let header = try? JSONDecoder().decode(Header.self, from: Data(first)) else {
             close(descriptor)
-            throw SegmentationFailure("\(path) is not a segment journal")
+            throw SegmentationFailure("\(path) is not a segment journal", kind: .badInput)
         }
         guard header == expected else {
             close(descriptor)
-            throw SegmentationFailure("\(path) records a different run (input, model or options changed); run without --resume to start over")
+            throw SegmentationFailure("\(path) records a different run (input, model or options changed); run without --resume to start over", kind: .badInput)
         }
         self.header = header
         // A torn last line (a crash while appending) is ignored: that strip is simply redone.
@@ -97,7 +97,7 @@ public final class SegmentJournal {
 
     private static func openLocked(_ path: String, truncate: Bool) throws -> Int32 {
         let descriptor = Glibc.open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
-        guard descriptor >= 0 else { throw OutputError("\(path): cannot open the journal: \(String(cString: strerror(errno)))") }
+        guard descriptor >= 0 else { throw OutputError.writeFailed(path, "cannot open the journal", errorNumber: errno) }
         guard flock(descriptor, LOCK_EX | LOCK_NB) == 0 else {
             close(descriptor)
             throw OutputError("\(path) is locked: another segment run is writing the same output")
@@ -109,9 +109,9 @@ public final class SegmentJournal {
 
     private static func append(_ data: Data, to descriptor: Int32, path: String) throws {
         let written = data.withUnsafeBytes { write(descriptor, $0.baseAddress, $0.count) }
-        guard written == data.count, fsync(descriptor) == 0 else {
-            throw OutputError("\(path): cannot write the journal: \(String(cString: strerror(errno)))")
-        }
+        if written < 0 { throw OutputError.writeFailed(path, "cannot write the journal", errorNumber: errno) }
+        if written != data.count { throw OutputError.writeFailed(path, "short write of the journal", errorNumber: nil) }
+        if fsync(descriptor) != 0 { throw OutputError.writeFailed(path, "cannot flush the journal", errorNumber: errno) }
     }
 }
 

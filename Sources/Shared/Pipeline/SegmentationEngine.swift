@@ -29,7 +29,8 @@ public struct JobProgress: Sendable {
 
 public struct SegmentationFailure: Error, CustomStringConvertible {
     public let description: String
-    public init(_ description: String) { self.description = description }
+    public let kind: FailureKind
+    public init(_ description: String, kind: FailureKind = .internal) { self.description = description; self.kind = kind }
 }
 
 /// A job whose own work (opening, reading, blending, writing) gave no answer for too long.

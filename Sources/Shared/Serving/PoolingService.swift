@@ -23,16 +23,28 @@ public final class PoolingService: Sendable {
     public let policy: ServingPolicy
     private let logger: Logger
     private let observer: (any RequestObserver)?
-    private let scratchRoot: String
+    /// Per-request scratch directories live under this one (mode 0700), removed by `shutDown`.
+    public let scratchRoot: String
+    /// Memory budget, jobs at once and the queue in front of them.
+    public let admission: Admission
+    /// Request ids in use: a second request with the same id while the first runs gets 409 (the
+    /// id names its output file and scratch directory).
+    private let idsInUse = RequestIDs()
 
     public init(engine: SegmentationEngine, servedModelName: String, policy: ServingPolicy, logger: Logger,
-                observer: (any RequestObserver)? = nil) {
+                observer: (any RequestObserver)? = nil, admission: Admission? = nil) {
         self.engine = engine
         self.servedModelName = servedModelName
         self.policy = policy
         self.logger = logger
         self.observer = observer
+        self.admission = admission ?? Admission(limits: .init(maxBytes: Int64.max, maxConcurrent: Int.max, maxWaiting: Int.max))
         scratchRoot = NSTemporaryDirectory() + "prithvi-serve-\(getpid())"
+    }
+
+    /// Removes the scratch root (the server stops; no request runs any more).
+    public func shutDown() {
+        try? FileManager.default.removeItem(atPath: scratchRoot)
     }
 
     /// Handles one request body; never throws — errors are answers.
@@ -58,32 +70,34 @@ public final class PoolingService: Sendable {
             } else {
                 logger.info("\(requestID): \(apiError)")
             }
-            answer = HTTPAnswer(status: apiError.status, body: apiError.json, headers: [("Content-Type", "application/json")])
+            answer = HTTPAnswer(status: apiError.status, body: apiError.json, headers: apiError.headers)
         }
         observer?.requestFinished(status: answer.status, seconds: monotonicSeconds() - start)
         return answer
     }
 
-    /// Maps what can go wrong to the status a client should see.
+    /// Maps what can go wrong to the status a client should see: by `FailureKind`, the same
+    /// classification `segment`'s exit statuses come from.
     static func apiError(_ error: Error) -> APIError {
         switch error {
         case let error as JobOpenFailure: return apiError(error.underlying)
         case let error as APIError: return error
-        case let error as JobStalled: return APIError(status: 504, type: "TimeoutError", error.description)
-        case let error as JobTimedOut: return APIError(status: 504, type: "TimeoutError", error.description)
-        case let error as EngineUnavailable: return .unavailable(error.description)
-        case let error as SceneError: return .badRequest(error.description)
-        case let error as GDALError: return .badRequest(error.description)
-        case let error as PlanError: return .badRequest(error.description)
+        case is CancellationError: return APIError(status: 499, type: "ClientClosedRequest", "the request was cancelled")
         case let error as DownloadError:
             switch error.kind {
             case .tooLarge: return .tooLarge(error.description)
             case .io: return .internalError(error.description)
             default: return .badRequest("failed to download the input: \(error.description)")
             }
-        case is CancellationError: return APIError(status: 499, type: "ClientClosedRequest", "the request was cancelled")
-        case let error as OutputError: return .internalError(error.description)
-        default: return .internalError("\(error)")
+        default:
+            let message = "\(error)"
+            switch FailureKind.of(error) {
+            case .badInput, .missingInput: return .badRequest(message)
+            case .output, .internal: return .internalError(message)
+            case .outOfSpace: return .insufficientStorage(message)
+            case .timedOut: return .timeout(message)
+            case .unavailable: return .unavailable(message, retryAfter: 5)
+            }
         }
     }
 
@@ -96,29 +110,52 @@ public final class PoolingService: Sendable {
         if let model = request.model, model != servedModelName {
             throw APIError.notFound("The model `\(model)` does not exist.")
         }
+        guard idsInUse.insert(requestID) else {
+            throw APIError.conflict("a request with id \(requestID) is already running; request ids name the output, use a unique X-Request-Id")
+        }
+        defer { idsInUse.remove(requestID) }
         let scratch = scratchRoot + "/" + requestID
-        try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)
+        try Self.makeScratch(scratch, root: scratchRoot)
         defer { try? FileManager.default.removeItem(atPath: scratch) }
         do {
-            return try await process(request, requestID: requestID, scratch: scratch)
+            return try await process(request, bodyBytes: Int64(body.count), requestID: requestID, scratch: scratch)
         } catch {
             // Clients see their input named, never the server's scratch paths.
             let apiError = Self.apiError(error)
             let message = apiError.message.replacingOccurrences(of: scratch + "/input.tiff", with: "the \(request.inputFormat.rawValue) input")
                 .replacingOccurrences(of: scratch, with: "the request's scratch directory")
-            throw APIError(status: apiError.status, type: apiError.type, message)
+            throw APIError(status: apiError.status, type: apiError.type, Self.clipped(message), retryAfter: apiError.retryAfter)
         }
     }
 
-    private func process(_ request: PoolingRequest, requestID: String, scratch: String) async throws -> (PoolingResponse, JobReport) {
+    /// The scratch root (0700: request inputs are nobody else's business) and a request's directory in it.
+    static func makeScratch(_ scratch: String, root: String) throws {
+        do {
+            try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+            try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: false)
+        } catch {
+            throw OutputError("cannot create the request's scratch directory: \((error as NSError).localizedDescription)",
+                              outOfSpace: fileSystemIsFull(at: root + "/x"))
+        }
+    }
+
+    /// Error messages echo what the client sent; a 3 MB URL is cut to its start.
+    static func clipped(_ message: String, limit: Int = 2000) -> String {
+        message.count <= limit ? message : String(message.prefix(limit)) + "… (\(message.count - limit) more characters)"
+    }
+
+    private func process(_ request: PoolingRequest, bodyBytes: Int64, requestID: String, scratch: String) async throws -> (PoolingResponse, JobReport) {
         let policy = self.policy
         let start = monotonicSeconds()
-        let input: String = try await BlockingIO.run {
+        let deadline = policy.requestTimeout.map { start + $0 }
+        let lane = request.inputFormat == .url ? BlockingIO.downloads : BlockingIO.files
+        let input: String = try await lane.run {
             try Self.fetchInput(request, policy: policy, scratch: scratch)
         }
+        try Task.checkCancellation()
         let fetched = monotonicSeconds()
         let bands = request.indices ?? Array(0..<engine.config.encoder.inChannels)
-        try await BlockingIO.run { try Self.checkRaster(input, bands: bands, policy: policy, request: request) }
+        let (width, height) = try await BlockingIO.files.run { try Self.checkRaster(input, bands: bands, policy: policy, request: request) }
         logger.debug("\(requestID): input in \(String(format: "%.1f", (fetched - start) * 1e3)) ms, checked in \(String(format: "%.1f", (monotonicSeconds() - fetched) * 1e3)) ms")
 
         let output: String
@@ -131,13 +168,21 @@ public final class PoolingService: Sendable {
         options.tiling = request.tiling ?? policy.defaultTiling
         options.dataPath = request.inputFormat == .path ? policy.dataPath : .coordinator
         options.allowedDrivers = Self.inputDrivers
-        let elapsed = monotonicSeconds() - start
-        let report = try await engine.segment(input: input, output: output, options: options,
-                                              timeout: policy.requestTimeout.map { max(0.001, $0 - elapsed) })
+
+        // Room for the job under --max-memory and --max-concurrent-requests (waits in the queue).
+        let estimate = JobMemory.estimate(width: width, height: height, config: engine.config, options: options,
+                                          payloadBytes: request.inputFormat == .b64_json ? bodyBytes : 0,
+                                          answerInMemory: request.outputFormat == .b64_json)
+        let ticket = try await admission.admit(bytes: estimate, deadline: deadline)
+        defer { ticket.release() }
+        try Task.checkCancellation()
+
+        let remaining = deadline.map { max(0.001, $0 - monotonicSeconds()) }
+        let report = try await engine.segment(input: input, output: output, options: options, timeout: remaining)
         let payload: String
         switch request.outputFormat {
         case .path: payload = output
-        case .b64_json: payload = try await BlockingIO.run { try Data(contentsOf: URL(fileURLWithPath: output)).base64EncodedString() }
+        case .b64_json: payload = try await BlockingIO.files.run { try Data(contentsOf: URL(fileURLWithPath: output)).base64EncodedString() }
         }
         return (PoolingResponse(requestID: requestID, createdAt: Int(Date().timeIntervalSince1970), outputFormat: request.outputFormat,
                                 output: payload), report)
@@ -170,13 +215,14 @@ public final class PoolingService: Sendable {
         }
     }
 
-    /// A readable raster with the requested bands, within the pixel limit.
-    static func checkRaster(_ path: String, bands: [Int], policy: ServingPolicy, request: PoolingRequest) throws {
+    /// A readable raster with the requested bands, within the pixel limit: its width and height.
+    static func checkRaster(_ path: String, bands: [Int], policy: ServingPolicy, request: PoolingRequest) throws -> (Int, Int) {
+        let shown = request.inputFormat == .path ? request.input : "the \(request.inputFormat.rawValue) input"
+        guard access(path, R_OK) == 0 else { throw APIError.badRequest("\(shown) cannot be read (permission denied)") }
         let raster: RasterDataset
         do {
             raster = try RasterDataset.open(path, allowedDrivers: inputDrivers)
         } catch {
-            let shown = request.inputFormat == .path ? request.input : "the \(request.inputFormat.rawValue) input"
             throw APIError.badRequest("\(shown) is not a GeoTIFF")
         }
         let pixels = raster.width * raster.height
@@ -186,5 +232,14 @@ public final class PoolingService: Sendable {
         if let bad = bands.first(where: { $0 >= raster.bandCount }) {
             throw APIError.badRequest("band index \(bad) is out of range: the image has \(raster.bandCount) band(s)")
         }
+        return (raster.width, raster.height)
     }
+}
+
+/// The request ids of requests running now.
+final class RequestIDs: @unchecked Sendable {  // `ids` is guarded by `lock`
+    private let lock = NSLock()
+    private var ids: Set<String> = []
+    func insert(_ id: String) -> Bool { lock.withLock { ids.insert(id).inserted } }
+    func remove(_ id: String) { _ = lock.withLock { ids.remove(id) } }
 }

@@ -64,7 +64,9 @@ public struct ServingPolicy: Sendable {
     }
 
     /// A `path` input: an existing regular file under `--allowed-local-media-path` (symlinks
-    /// resolved first, so a link cannot point outside).
+    /// resolved first, so a link cannot point outside). A path outside gets the same answer whether
+    /// or not anything exists there; FIFOs, devices, sockets and directories are refused by type
+    /// before anything opens them (a FIFO would block its reader forever).
     public func localInput(_ path: String) throws -> String {
         guard let allowed = allowedLocalMediaPath else {
             throw APIError.badRequest("cannot read local files without --allowed-local-media-path")
@@ -72,17 +74,22 @@ public struct ServingPolicy: Sendable {
         guard !path.hasPrefix("/vsi") else {
             throw APIError.badRequest("\(path) is a GDAL virtual file system path; only files under --allowed-local-media-path are read")
         }
-        guard let resolved = realpath(path, nil) else { throw APIError.badRequest("\(path): no such file") }
+        let outside = APIError.badRequest("the file path \(path) must be a subpath of --allowed-local-media-path \(allowed)")
+        guard let resolved = realpath(path, nil) else {
+            // Nothing there: say so only for paths that would be inside.
+            let lexical = URL(fileURLWithPath: path).standardizedFileURL.path
+            throw Self.isInside(lexical, allowed) ? APIError.badRequest("\(path): no such file") : outside
+        }
         defer { free(resolved) }
         let text = String(cString: resolved)
-        guard Self.isInside(text, allowed) else {
-            throw APIError.badRequest("the file path \(path) must be a subpath of --allowed-local-media-path \(allowed)")
+        guard Self.isInside(text, allowed) else { throw outside }
+        var info = stat()
+        guard stat(text, &info) == 0 else { throw APIError.badRequest("\(path): no such file") }
+        switch info.st_mode & S_IFMT {
+        case S_IFREG: return text
+        case S_IFDIR: throw APIError.badRequest("\(path) is a directory, not a GeoTIFF")
+        default: throw APIError.badRequest("\(path) is not a regular file (a FIFO, device or socket), not a GeoTIFF")
         }
-        var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: text, isDirectory: &isDirectory), !isDirectory.boolValue else {
-            throw APIError.badRequest("\(path) is a directory, not a GeoTIFF")
-        }
-        return text
     }
 
     /// A `url` input or one of its redirects: http(s) only, from an allowed domain.
