@@ -115,10 +115,13 @@ struct ServeContext: RequestContext {
     }
 }
 
-/// At most `limit` connections at once: the next ones get 503 and are closed, so a crowd of idle
-/// or slow clients cannot use up the process's file descriptors (and /health keeps answering once
-/// the idle timeout has closed them).
-final class ConnectionLimiter: ChannelInboundHandler, RemovableChannelHandler {
+/// Guards each connection: at most `limit` connections at once (the next ones get 503 and are
+/// closed, so a crowd of idle or slow clients cannot use up the process's file descriptors, and
+/// /health answers again once the idle timeout has closed them); and a client that hangs up is
+/// gone. Hummingbird allows half-closed connections, so a client's FIN would otherwise go unseen
+/// until its answer was written: closing the connection then fires its close future, which cancels
+/// the request's job (as uvicorn does for vLLM).
+final class ConnectionGuard: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPRequestPart
     typealias InboundOut = HTTPRequestPart
     typealias OutboundOut = HTTPResponsePart
@@ -141,6 +144,14 @@ final class ConnectionLimiter: ChannelInboundHandler, RemovableChannelHandler {
 
     func handlerAdded(context: ChannelHandlerContext) { admitted = count.enter() }
     func handlerRemoved(context: ChannelHandlerContext) { if admitted { count.leave(); admitted = false } }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if case ChannelEvent.inputClosed = event {
+            context.close(promise: nil)
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         guard !admitted else { context.fireChannelRead(data); return }

@@ -176,10 +176,11 @@ struct ServeCommand: ParsableCommand {
         policy.denyPrivateAddresses = denyPrivateAddresses
         let name = servedModelName ?? model
         let budget = maxMemory?.bytes ?? Int64(ProcessInfo.processInfo.physicalMemory / 4)
-        let admission = Admission(limits: .init(maxBytes: budget, maxConcurrent: maxConcurrentRequests, maxWaiting: maxQueuedRequests))
+        let admission = Admission(limits: .init(maxBytes: budget, maxConcurrent: maxConcurrentRequests, maxWaiting: maxQueuedRequests),
+                                  observer: metrics)
         let service = PoolingService(engine: engine, servedModelName: name, policy: policy, logger: logger, observer: metrics,
                                      admission: admission)
-        let bodyLimit = Self.bodyLimit(maxInputBytes: maxInputBytes, maxRequestPixels: maxRequestPixels, bands: config.encoder.inChannels)
+        let bodyLimit = ServingPolicy.bodyLimit(maxInputBytes: maxInputBytes, maxRequestPixels: maxRequestPixels, bands: config.encoder.inChannels)
         let server = HTTPServer(service: service, modelRoot: modelDirectory, registry: registry, maxBodyBytes: bodyLimit,
                                 bodyTimeout: bodyTimeout)
         logger.info("admission: --max-memory \(ByteCount.describe(budget)), --max-concurrent-requests \(maxConcurrentRequests), --max-queued-requests \(maxQueuedRequests); request bodies up to \(ByteCount.describe(Int64(bodyLimit)))")
@@ -188,10 +189,10 @@ struct ServeCommand: ParsableCommand {
         logger.info("Available routes are:")
         for (route, methods) in HTTPServer.routes { logger.info("Route: \(route), Methods: \(methods)") }
         let host = self.host, port = self.port
-        let connections = ConnectionLimiter.Count(limit: maxConnections)
+        let connections = ConnectionGuard.Count(limit: maxConnections)
         let app = Application(
             router: server.router(),
-            server: .http1(configuration: .init(additionalChannelHandlers: [ConnectionLimiter(count: connections)],
+            server: .http1(configuration: .init(additionalChannelHandlers: [ConnectionGuard(count: connections)],
                                                 idleTimeout: .milliseconds(Int64(idleTimeout * 1000)))),
             configuration: .init(address: .hostname(host, port: port), serverName: nil),
             onServerRunning: { channel in
@@ -218,17 +219,6 @@ struct ServeCommand: ParsableCommand {
         }
         logger.info("shutting down")
         session.finish(reason: "server stopped")
-    }
-}
-
-extension ServeCommand {
-    /// The largest request body: a base64 image of at most --max-input-bytes, and never more than
-    /// the largest image --max-request-pixels admits could need (float64 samples, uncompressed, plus
-    /// 1 MiB of TIFF structure), with 64 KiB for the JSON around it.
-    static func bodyLimit(maxInputBytes: Int64, maxRequestPixels: Int, bands: Int) -> Int {
-        let largestImage = Int64(maxRequestPixels).multipliedReportingOverflow(by: Int64(max(1, bands)) * 8)
-        let image = min(maxInputBytes, largestImage.overflow ? Int64.max / 2 : largestImage.partialValue + (1 << 20))
-        return Int(min(Int64(Int.max / 2), image / 3 * 4 + 4 + (64 << 10)))
     }
 }
 

@@ -10,11 +10,13 @@ import FoundationNetworking
 /// one MPI job, a server that a pathological raster cannot freeze. Real mpirun, GDAL and HTTP.
 @Suite(.serialized) struct ScaleOutTests {
     static var setup: SegmentCommandTests.Setup { SegmentCommandTests.setup }
+    /// Outputs go here, not into the shared setup directory that SegmentCommandTests checks for leftovers.
+    static let work = TemporaryDirectory("scale-out")
 
     /// A scene of 30 tiles with a nodata corner: more tiles than the first slots of 3 workers,
     /// so that tiles keep coming after the workers have opened the scene.
     static let largerScene: String = {
-        let path = setup.dir.file("larger.tif")
+        let path = work.file("larger.tif")
         var spec = SceneFactory.Spec()
         spec.width = 1300; spec.height = 1000; spec.nodataCorner = 0.4
         try! SceneFactory.create(spec, at: path)
@@ -45,7 +47,7 @@ import FoundationNetworking
     func workerAndCoordinatorPreparedTilesGiveBitwiseIdenticalLogits(batch: Int) throws {
         let s = Self.setup
         let base = ["--output", "logits", "--batch", "\(batch)"]
-        let reference = s.dir.file("dp-ref-\(batch).tif")
+        let reference = Self.work.file("dp-ref-\(batch).tif")
         let scene = Self.largerScene
         let (status, output) = try Self.segment([s.model, scene, reference, "--data-path", "coordinator"] + base, workers: 0)
         #expect(status == 0, "\(output)")
@@ -60,7 +62,7 @@ import FoundationNetworking
             ("mpi3-auto", 3, [], true),
         ]
         for (name, workers, extra, workersRead) in runs {
-            let out = s.dir.file("dp-\(name)-\(batch).tif")
+            let out = Self.work.file("dp-\(name)-\(batch).tif")
             let (status, output) = try Self.segment([s.model, scene, out] + base + extra, workers: workers)
             #expect(status == 0, "\(name): \(output)")
             let read = Self.tilesReadByWorkers(output) ?? -1
@@ -74,21 +76,21 @@ import FoundationNetworking
     @Test(.enabled(if: getuid() == 0, "needs root for a private mount namespace"))
     func aWorkerThatSeesAnotherFileAtThePathIsShippedPixels() throws {
         let s = Self.setup
-        let hidden = s.dir.file("hidden")
+        let hidden = Self.work.file("hidden")
         try FileManager.default.createDirectory(atPath: hidden, withIntermediateDirectories: true)
         let scene = hidden + "/scene.tif"
         if !FileManager.default.fileExists(atPath: scene) { try FileManager.default.copyItem(atPath: s.scene, toPath: scene) }
-        let decoy = s.dir.file("decoy.tif")
+        let decoy = Self.work.file("decoy.tif")
         var spec = SceneFactory.Spec()
         spec.width = 500; spec.height = 420; spec.seed = 99
         try SceneFactory.create(spec, at: decoy)
         let (probe, probeOutput) = try runCommand("/usr/bin/unshare", ["-m", "--propagation", "private", "true"])
         try #require(probe == 0, "unshare -m is not available here: \(probeOutput)")
 
-        let reference = s.dir.file("ns-ref.tif")
+        let reference = Self.work.file("ns-ref.tif")
         let (status, output) = try Self.segment([s.model, scene, reference, "--output", "logits"], workers: 2)
         #expect(status == 0, "\(output)")
-        let blind = s.dir.file("ns-blind.tif")
+        let blind = Self.work.file("ns-blind.tif")
         let masked = "mount -t tmpfs none '\(hidden)' && cp '\(decoy)' '\(hidden)/scene.tif' && exec '\(product("tileworker"))'"
         let (blindStatus, blindOutput) = try Self.segment([s.model, scene, blind, "--output", "logits"], workers: 1,
                                                           extraRanks: ["/usr/bin/unshare", "-m", "--propagation", "private", "sh", "-c", masked])

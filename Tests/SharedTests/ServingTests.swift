@@ -14,6 +14,28 @@ import TestSupport
         } catch { return "\(error)" }
     }
 
+    @Test func theBodyLimitFollowsThePixelLimit() {
+        // 1000 pixels × 6 bands of float64 + 1 MiB of TIFF, in base64, + 64 KiB of JSON.
+        let small = ServingPolicy.bodyLimit(maxInputBytes: 2 << 30, maxRequestPixels: 1000, bands: 6)
+        #expect(small == (48_000 + (1 << 20)) / 3 * 4 + 4 + (64 << 10))
+        let capped = ServingPolicy.bodyLimit(maxInputBytes: 10 << 20, maxRequestPixels: 100_000_000, bands: 6)
+        #expect(capped == (10 << 20) / 3 * 4 + 4 + (64 << 10), "--max-input-bytes caps it")
+        #expect(ServingPolicy.bodyLimit(maxInputBytes: .max, maxRequestPixels: .max, bands: 6) > 0, "no overflow")
+    }
+
+    @Test func failuresMapToStatusesByKind() {
+        let full = OutputError.writeFailed("/out/x.tif", "cannot write", errorNumber: ENOSPC)
+        #expect(full.kind == .outOfSpace && full.description.contains("No space left"))
+        #expect(OutputError.writeFailed("/out/x.tif", "cannot write", errorNumber: EACCES).kind == .output)
+        #expect(PoolingService.apiError(full).status == 507)
+        #expect(PoolingService.apiError(OutputError("rename refused")).status == 500)
+        #expect(PoolingService.apiError(JobOpenFailure(underlying: SceneError("bad bands"))).status == 400)
+        #expect(PoolingService.apiError(JobStalled(seconds: 3)).status == 504)
+        #expect(PoolingService.apiError(SegmentationFailure("worker 2 died")).status == 500)
+        #expect(FailureKind.of(SegmentationFailure("x", kind: .badInput)) == .badInput)
+        #expect(PoolingService.clipped(String(repeating: "u", count: 3_000_000)).count < 2100)
+    }
+
     @Test func theSeedDocumentsPayloadParses() throws {
         let request = try Self.parse("""
         {"data": {"data": "https://example.org/valencia.tiff", "data_format": "url", "out_data_format": "path",

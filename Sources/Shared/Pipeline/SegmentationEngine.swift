@@ -36,6 +36,7 @@ public struct SegmentationFailure: Error, CustomStringConvertible {
 /// A job whose own work (opening, reading, blending, writing) gave no answer for too long.
 public struct JobStalled: Error, CustomStringConvertible {
     public let seconds: Double
+    public init(seconds: Double) { self.seconds = seconds }
     public var description: String { "the job made no progress for \(Int(seconds)) s (its raster is too slow to read or write) and was stopped" }
 }
 
@@ -55,6 +56,7 @@ public struct EngineUnavailable: Error, CustomStringConvertible {
 /// opposed to while it ran; `underlying` is what went wrong.
 public struct JobOpenFailure: Error, CustomStringConvertible {
     public let underlying: Error
+    public init(underlying: Error) { self.underlying = underlying }
     public var description: String { "\(underlying)" }
 }
 

@@ -15,8 +15,18 @@ public final class Admission: @unchecked Sendable {  // every field is guarded b
     /// Seconds recent jobs took, for `Retry-After`.
     private var recentSeconds: [Double] = []
 
+    private let observer: (any AdmissionObserver)?
+
     public var limits: AdmissionQueue.Limits { queue.limits }
-    public init(limits: AdmissionQueue.Limits) { queue = AdmissionQueue(limits: limits) }
+    public init(limits: AdmissionQueue.Limits, observer: (any AdmissionObserver)? = nil) {
+        queue = AdmissionQueue(limits: limits)
+        self.observer = observer
+    }
+
+    /// Tells the observer; called with `lock` held, so the gauges follow the state in order.
+    private func changed() {
+        observer?.admissionChanged(bytes: queue.bytesInUse, running: queue.running.count, waiting: queue.waiting.count)
+    }
 
     /// The running jobs' estimates and the number waiting (for /metrics and tests).
     public var state: (bytes: Int64, running: Int, waiting: Int) {
@@ -37,7 +47,7 @@ public final class Admission: @unchecked Sendable {  // every field is guarded b
     /// Waits until a job estimated at `bytes` fits; `deadline` (monotonic seconds) bounds the wait.
     public func admit(bytes: Int64, deadline: Double?) async throws -> Ticket {
         let id: UInt64 = lock.withLock { defer { nextID += 1 }; return nextID }
-        let decision = lock.withLock { queue.request(id, bytes: bytes) }
+        let decision = lock.withLock { defer { changed() }; return queue.request(id, bytes: bytes) }
         switch decision {
         case .admitted: return Ticket(id: id, admission: self)
         case .tooLarge:
@@ -82,6 +92,7 @@ public final class Admission: @unchecked Sendable {  // every field is guarded b
             guard queue.waiting.contains(where: { $0.id == id }) else { return (nil, []) }
             let waiter = waiters.removeValue(forKey: id)
             if waiter == nil { gaveUp[id] = error }  // it has not started waiting yet
+            defer { changed() }
             return (waiter, queue.release(id).compactMap { waiters.removeValue(forKey: $0) })
         }
         continuation?.resume(throwing: error)
@@ -94,6 +105,7 @@ public final class Admission: @unchecked Sendable {  // every field is guarded b
             ticket.released = true
             recentSeconds.append(monotonicSeconds() - ticket.admitted)
             if recentSeconds.count > 16 { recentSeconds.removeFirst() }
+            defer { changed() }
             return queue.release(ticket.id).compactMap { waiters.removeValue(forKey: $0) }
         }
         for waiter in admitted { waiter.resume() }
@@ -105,4 +117,9 @@ public final class Admission: @unchecked Sendable {  // every field is guarded b
         guard !recent.isEmpty else { return 1 }
         return min(60, max(1, Int((recent.reduce(0, +) / Double(recent.count)).rounded(.up))))
     }
+}
+
+/// Hears every change of what is admitted (the server's gauges).
+public protocol AdmissionObserver: AnyObject, Sendable {
+    func admissionChanged(bytes: Int64, running: Int, waiting: Int)
 }

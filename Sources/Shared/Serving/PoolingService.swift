@@ -78,7 +78,7 @@ public final class PoolingService: Sendable {
 
     /// Maps what can go wrong to the status a client should see: by `FailureKind`, the same
     /// classification `segment`'s exit statuses come from.
-    static func apiError(_ error: Error) -> APIError {
+    public static func apiError(_ error: Error) -> APIError {
         switch error {
         case let error as JobOpenFailure: return apiError(error.underlying)
         case let error as APIError: return error
@@ -87,6 +87,8 @@ public final class PoolingService: Sendable {
             switch error.kind {
             case .tooLarge: return .tooLarge(error.description)
             case .io: return .internalError(error.description)
+            case .httpStatus where error.fromPrivateAddress:
+                return .badRequest("failed to download the input: the server answered with an error status")
             default: return .badRequest("failed to download the input: \(error.description)")
             }
         default:
@@ -140,7 +142,7 @@ public final class PoolingService: Sendable {
     }
 
     /// Error messages echo what the client sent; a 3 MB URL is cut to its start.
-    static func clipped(_ message: String, limit: Int = 2000) -> String {
+    public static func clipped(_ message: String, limit: Int = 2000) -> String {
         message.count <= limit ? message : String(message.prefix(limit)) + "… (\(message.count - limit) more characters)"
     }
 

@@ -4,7 +4,7 @@ import Metrics
 /// The server's metrics through swift-metrics (rendered as Prometheus text by `serve`): requests
 /// by status, request latency, tiles and tile latency per worker, queue depth, busy workers, plus
 /// vLLM's own gauge names so existing dashboards keep working.
-public final class ServerMetrics: EngineObserver, RequestObserver, @unchecked Sendable {
+public final class ServerMetrics: EngineObserver, RequestObserver, AdmissionObserver, @unchecked Sendable {
     private let lock = NSLock()
     private var requestCounters: [Int: Counter] = [:]
     private var tileTimers: [Int: Metrics.Timer] = [:]
@@ -16,6 +16,9 @@ public final class ServerMetrics: EngineObserver, RequestObserver, @unchecked Se
     private let workersBusy = Gauge(label: "prithvi_workers_busy")
     private let vllmRunning = Gauge(label: "vllm:num_requests_running")
     private let vllmWaiting = Gauge(label: "vllm:num_requests_waiting")
+    private let admitted = Gauge(label: "prithvi_requests_admitted")
+    private let queuedForRoom = Gauge(label: "prithvi_requests_queued")
+    private let admittedBytes = Gauge(label: "prithvi_admitted_memory_bytes")
 
     public init() {}
 
@@ -48,5 +51,11 @@ public final class ServerMetrics: EngineObserver, RequestObserver, @unchecked Se
         workersBusy.record(busy)
         vllmRunning.record(running)
         vllmWaiting.record(waiting)
+    }
+
+    public func admissionChanged(bytes: Int64, running: Int, waiting: Int) {
+        admitted.record(running)
+        queuedForRoom.record(waiting)
+        admittedBytes.record(bytes)
     }
 }

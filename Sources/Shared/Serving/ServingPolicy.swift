@@ -117,4 +117,13 @@ public struct ServingPolicy: Sendable {
         guard access(resolved, W_OK) == 0 else { throw APIError.badRequest("the output path \(outPath) is not writable") }
         return resolved
     }
+
+    /// The largest request body: a base64 image of at most --max-input-bytes, and never more than
+    /// the largest image --max-request-pixels admits could need (float64 samples, uncompressed, plus
+    /// 1 MiB of TIFF structure), with 64 KiB for the JSON around it.
+    public static func bodyLimit(maxInputBytes: Int64, maxRequestPixels: Int, bands: Int) -> Int {
+        let largestImage = Int64(maxRequestPixels).multipliedReportingOverflow(by: Int64(max(1, bands)) * 8)
+        let image = min(maxInputBytes, largestImage.overflow ? Int64.max / 2 : largestImage.partialValue + (1 << 20))
+        return Int(min(Int64(Int.max / 2), image / 3 * 4 + 4 + (64 << 10)))
+    }
 }

@@ -6,6 +6,9 @@ public struct DownloadError: Error, CustomStringConvertible, Equatable {
     public enum Kind: Sendable, Equatable { case badURL, network, httpStatus(Int), tooLarge, timeout, domainNotAllowed, io, tooManyRedirects, addressNotAllowed }
     public let kind: Kind
     public let description: String
+    /// The answer came from a loopback or private address (a server must not tell its clients
+    /// what hosts on its own network answer).
+    public var fromPrivateAddress = false
     public init(_ kind: Kind, _ description: String) { self.kind = kind; self.description = description }
 }
 
@@ -186,7 +189,14 @@ public func curlDownload(
             default: throw DownloadError(.network, "\(current): \(message)")
             }
         }
-        if status >= 400 { throw DownloadError(.httpStatus(status), "\(current): HTTP status \(status)") }
+        if status >= 400 {
+            var error = DownloadError(.httpStatus(status), "\(current): HTTP status \(status)")
+            var ip: UnsafeMutablePointer<CChar>? = nil
+            if shim_curl_getinfo_string(handle, CURLINFO_PRIMARY_IP, &ip) == CURLE_OK, let ip {
+                error.fromPrivateAddress = PrivateAddress.contains(String(cString: ip)) ?? false
+            }
+            throw error
+        }
         var location: UnsafeMutablePointer<CChar>? = nil
         guard let checkRedirect, (300..<400).contains(status),
               shim_curl_getinfo_string(handle, CURLINFO_REDIRECT_URL, &location) == CURLE_OK, let location else {
