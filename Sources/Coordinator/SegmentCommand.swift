@@ -339,7 +339,7 @@ final class SceneRun: @unchecked Sendable {
         engine.submit(keepProgress: true, progress: { [self] in update($0) }, make: { id in
             let job: any TilingJob
             if options.tiling == .vllm {
-                let plugin = try PluginTilingJob(id: id, input: input, output: output, config: config, options: options)
+                let plugin = try PluginTilingJob(id: id, input: input, output: output, config: config, options: options, lockOutput: true)
                 logger.info("\(input): bands \(options.bands), reflectance ÷\(Int(plugin.reflectanceDivisor)); vLLM plugin tiling: \(plugin.tileCount) crops of \(plugin.crop) px (reflect-padded) resized to \(plugin.side), argmax, nearest back")
                 job = plugin
             } else {

@@ -136,6 +136,7 @@ struct ServeCommand: ParsableCommand {
             allowedPath = resolved
         }
 
+        PoolingService.removeStaleScratch()
         // Requests are untrusted: no sidecar probing, no PROJ downloads (inputs are GTiff-only, no /vsi paths).
         RasterDataset.restrictToInputFiles()
 
@@ -203,6 +204,21 @@ struct ServeCommand: ParsableCommand {
                 logger.info("Listening on http://\(host):\(bound)")
             },
             logger: Logger(label: "http"))
+
+        // SIGTERM/SIGINT: Hummingbird stops accepting and waits for the requests in flight; the
+        // engine stops at once, so those requests end (503) with their partial outputs removed
+        // instead of running on until a launcher kills the process.
+        let stopEngine = DispatchQueue(label: "serve shutdown")
+        let shutdownSignals = [SIGTERM, SIGINT].map { number in
+            let source = DispatchSource.makeSignalSource(signal: number, queue: stopEngine)
+            source.setEventHandler {
+                logger.info("signal \(number): stopping the jobs in flight")
+                engine.stop()
+            }
+            source.resume()
+            return source
+        }
+        defer { shutdownSignals.forEach { $0.cancel() } }
 
         // MPI was initialised on this thread and is finalised here; the server runs on its own.
         let done = DispatchSemaphore(value: 0)

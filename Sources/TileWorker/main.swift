@@ -8,6 +8,18 @@ import Shared
 
 signal(SIGPIPE, SIG_IGN)
 
+// mpirun forwards SIGTERM to every rank at once. A worker that died of it would make the launcher
+// kill the coordinator before it could stop its jobs and remove their partial outputs; so a worker
+// waits (a bounded time) for the coordinator, which handles the signal, to release it.
+let terminationGrace = 30.0
+signal(SIGTERM, SIG_IGN)
+let terminations = DispatchSource.makeSignalSource(signal: SIGTERM, queue: .global())
+terminations.setEventHandler {
+    FileHandle.standardError.write(Data("tileworker: SIGTERM; exiting when the coordinator releases this worker (at most \(Int(terminationGrace)) s)\n".utf8))
+    DispatchQueue.global().asyncAfter(deadline: .now() + terminationGrace) { exit(143) }
+}
+terminations.resume()
+
 let world: MPIWorld
 do {
     world = try MPIWorld(required: .serialized)

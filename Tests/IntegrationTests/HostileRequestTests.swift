@@ -84,17 +84,17 @@ import FoundationNetworking
     }
 
     /// Requests admitted now (they hold room under the budget until they answer).
-    static func jobsRunning() async throws -> Int {
-        let (_, text) = try await ServeTests.request("GET", fixture.url + "/metrics")
+    static func jobsRunning(port: Int? = nil) async throws -> Int {
+        let (_, text) = try await ServeTests.request("GET", "http://127.0.0.1:\(port ?? fixture.port)/metrics")
         let line = String(decoding: text, as: UTF8.self).split(separator: "\n").first { $0.hasPrefix("prithvi_requests_admitted ") }
         return line.flatMap { Double($0.split(separator: " ").last ?? "") }.map { Int($0) } ?? 0
     }
 
     /// Waits until `predicate(jobs running)` holds (or 60 s pass).
-    static func waitForJobs(_ predicate: (Int) -> Bool) async throws -> Bool {
+    static func waitForJobs(port: Int? = nil, _ predicate: (Int) -> Bool) async throws -> Bool {
         let deadline = Date().addingTimeInterval(60)
         while Date() < deadline {
-            if predicate(try await jobsRunning()) { return true }
+            if predicate(try await jobsRunning(port: port)) { return true }
             try await Task.sleep(nanoseconds: 5_000_000)
         }
         return false
@@ -252,5 +252,31 @@ import FoundationNetworking
         server.terminate()
         #expect(server.wait(timeout: 60) != nil)
         #expect(!FileManager.default.fileExists(atPath: scratch), "\(scratch) was left behind")
+    }
+
+    /// As `scancel` (or a node's shutdown) does it: SIGTERM to every rank at once, mid-request.
+    @Test func sigtermToEveryRankStopsTheJobsAndLeavesNoPartialOutput() async throws {
+        let f = Self.fixture
+        let outputs = f.dir.file("sigterm-outputs")
+        try FileManager.default.createDirectory(atPath: outputs, withIntermediateDirectories: true)
+        let (server, port) = try ServeTests.startServer(model: f.model, arguments: ["--allowed-local-media-path", f.media], outputs: outputs,
+                                                        workers: 1)
+        let answer = Task { () -> (Int, String) in
+            let (status, body) = try await ServeTests.request("POST", "http://127.0.0.1:\(port)/pooling", json: Self.body(f.media + "/slow.tif"),
+                                                              headers: ["X-Request-Id": "term"])
+            return (status, String(decoding: body, as: UTF8.self))
+        }
+        // Once the job runs (admitted, a worker computing), every rank is signalled.
+        #expect(try await Self.waitForJobs(port: port) { $0 == 1 }, "the request never started")
+        try await Task.sleep(nanoseconds: 300_000_000)
+        let ranks = descendants(of: server.pid).filter { $0.command.contains("coordinator serve") || $0.command.contains("tileworker") }
+        #expect(ranks.count == 2, "\(descendants(of: server.pid))")
+        for rank in ranks { kill(rank.pid, SIGTERM) }
+        let status = server.wait(timeout: 60)
+        let (code, body) = try await answer.value
+        #expect(status == 0, "\(server.output)")
+        #expect(code == 503 && body.contains("shutting down"), "\(code) \(body)")
+        let left = try FileManager.default.contentsOfDirectory(atPath: outputs)
+        #expect(left.isEmpty, "left behind: \(left)")
     }
 }

@@ -25,6 +25,18 @@ import TestSupport
         Double(zip(a, b).filter { $0 == $1 }.count) / Double(max(a.count, 1))
     }
 
+    @Test func aVLLMRunTakesTheOutputsLockAndLeavesNoLockFile() throws {
+        let out = Self.setup.dir.file("vllm-locked.tif")
+        let held = try SegmentJournal.Lock(output: out)  // as another run writing OUT holds it
+        let (refused, message) = try SegmentCommandTests.segment([Self.model, Self.setup.scene, out, "--tiling", "vllm", "--threads", "1"])
+        #expect(refused == 73 && message.contains("is locked: another segment run"), "\(message)")
+        #expect(!FileManager.default.fileExists(atPath: out))
+        held.release()
+        let (status, output) = try SegmentCommandTests.segment([Self.model, Self.setup.scene, out, "--tiling", "vllm", "--threads", "1"])
+        #expect(status == 0, "\(output)")
+        #expect(!FileManager.default.fileExists(atPath: SegmentJournal.paths(for: out).journal), "the lock file was left behind")
+    }
+
     @Test func segmentMatchesThePluginInProcessAndUnderMPI() throws {
         let expected = try SegmentCommandTests.pixels(Self.expectedMask)
         #expect(Set(expected).count == 2, "the fixture must have both classes")

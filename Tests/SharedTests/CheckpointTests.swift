@@ -174,6 +174,16 @@ private func ckptDTypeName(_ dtype: CheckpointDType?) -> String {
         #expect(!reader.file.contains(UnsafeRawPointer(try #require(first.values.baseAddress))))
     }
 
+    @Test func aTensorKeepsItsMemoryAfterItsReaderIsDropped() throws {
+        // The reader (its mapping, its converted copies) lives as long as a tensor taken from it.
+        func take(_ name: String) throws -> CheckpointTensor { try TorchCheckpointReader(path: ckptFixture("plain_state_dict.pt")).tensor(name) }
+        let mapped = try take("f32.weight"), copied = try take("transposed")
+        let reference = try TorchCheckpointReader(path: ckptFixture("plain_state_dict.pt"))
+        #expect(Array(mapped.values) == Array(try reference.tensor("f32.weight").values))
+        #expect(Array(copied.values) == Array(try reference.tensor("transposed").values))
+        #expect((mapped.owner as? TorchCheckpointReader)?.file.contains(UnsafeRawPointer(try #require(mapped.values.baseAddress))) == true)
+    }
+
     @Test func misalignedFloat32IsCopied() throws {
         // Python's zipfile does not align entries, so some float32 storages start at odd offsets.
         let reader = try TorchCheckpointReader(path: ckptFixture("zip64_repacked.pt"))
@@ -276,6 +286,16 @@ private func ckptDTypeName(_ dtype: CheckpointDType?) -> String {
     }
 
     private func bytes<T>(_ values: [T]) -> [UInt8] { values.withUnsafeBytes { Array($0) } }
+
+    @Test func aTensorKeepsItsMemoryAfterItsReaderIsDropped() throws {
+        // The reader (its mapping, its converted copies) lives as long as a tensor taken from it.
+        func take(_ name: String) throws -> CheckpointTensor { try TorchCheckpointReader(path: ckptFixture("plain_state_dict.pt")).tensor(name) }
+        let mapped = try take("f32.weight"), copied = try take("transposed")
+        let reference = try TorchCheckpointReader(path: ckptFixture("plain_state_dict.pt"))
+        #expect(Array(mapped.values) == Array(try reference.tensor("f32.weight").values))
+        #expect(Array(copied.values) == Array(try reference.tensor("transposed").values))
+        #expect((mapped.owner as? TorchCheckpointReader)?.file.contains(UnsafeRawPointer(try #require(mapped.values.baseAddress))) == true)
+    }
 
     @Test func misalignedFloat32IsCopied() throws {
         let dir = TemporaryDirectory("ckpt")

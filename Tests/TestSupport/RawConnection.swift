@@ -66,3 +66,26 @@ public func processMemory(_ pid: Int32) -> (peak: Int64, current: Int64)? {
     guard let peak = field("VmHWM"), let current = field("VmRSS") else { return nil }
     return (peak, current)
 }
+
+/// Every process below `pid` (children, their children, …), from /proc.
+public func descendants(of pid: Int32) -> [(pid: Int32, command: String)] {
+    var parents: [Int32: Int32] = [:], commands: [Int32: String] = [:]
+    for name in (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? [] {
+        guard let child = Int32(name), let stat = try? String(contentsOfFile: "/proc/\(name)/stat", encoding: .utf8),
+              let close = stat.lastIndex(of: ")") else { continue }
+        // "pid (comm) state ppid …": the command may hold spaces, so fields count from the last ')'.
+        let fields = stat[stat.index(after: close)...].split(separator: " ")
+        guard fields.count > 2, let parent = Int32(fields[1]) else { continue }
+        parents[child] = parent
+        let cmdline = (try? Data(contentsOf: URL(fileURLWithPath: "/proc/\(name)/cmdline"))) ?? Data()
+        commands[child] = String(decoding: cmdline.map { $0 == 0 ? 32 : $0 }, as: UTF8.self)
+    }
+    var found: [(Int32, String)] = [], frontier = [pid]
+    while let next = frontier.popLast() {
+        for (child, parent) in parents where parent == next {
+            found.append((child, commands[child] ?? ""))
+            frontier.append(child)
+        }
+    }
+    return found
+}

@@ -39,9 +39,14 @@ public final class PluginTilingJob: TilingJob {
     private var pendingRows: [Int: (mask: [UInt8], crops: Int)] = [:]
     private var rowsWritten = 0
     private var finished = false
+    /// `segment`'s hold on OUT (serve's outputs are unique by request id).
+    private let lock: SegmentJournal.Lock?
     public private(set) var tilesComputed = 0
 
-    public init(id: UInt64, input: String, output outputPath: String, config: ModelConfig, options: SegmentOptions) throws {
+    /// `lockOutput`: take OUT's journal lock for the run, as journaled runs do.
+    public init(id: UInt64, input: String, output outputPath: String, config: ModelConfig, options: SegmentOptions,
+                lockOutput: Bool = false) throws {
+        lock = lockOutput ? try SegmentJournal.Lock(output: outputPath) : nil
         self.id = id
         inputPath = input
         self.outputPath = outputPath
@@ -192,11 +197,13 @@ public final class PluginTilingJob: TilingJob {
         guard isComplete else { throw PlanError("segmentation of \(inputPath) is not complete") }
         guard !finished else { return }
         finished = true
+        defer { lock?.release() }
         try output.commit()
     }
 
     public func abort(keepProgress: Bool = false) {
         finished = true
         output.discard()
+        lock?.release()
     }
 }

@@ -95,7 +95,32 @@ public final class SegmentJournal {
     /// The run is complete: the journal goes.
     public func remove() { unlink(path) }
 
-    private static func openLocked(_ path: String, truncate: Bool) throws -> Int32 {
+    /// Holds the journal's lock without writing a journal — for runs that cannot resume
+    /// (`--tiling vllm`), so that they too never share an output with another run. The lock file
+    /// goes when the lock is released, unless a journal was in it already.
+    public final class Lock {
+        public let path: String
+        private var descriptor: Int32
+        private let created: Bool
+
+        public init(output: String) throws {
+            path = SegmentJournal.paths(for: output).journal
+            created = !FileManager.default.fileExists(atPath: path)
+            descriptor = try SegmentJournal.openLocked(path, truncate: false)
+        }
+
+        public func release() {
+            guard descriptor >= 0 else { return }
+            var info = stat()
+            if created, fstat(descriptor, &info) == 0, info.st_size == 0 { unlink(path) }
+            close(descriptor)
+            descriptor = -1
+        }
+
+        deinit { release() }
+    }
+
+    fileprivate static func openLocked(_ path: String, truncate: Bool) throws -> Int32 {
         let descriptor = Glibc.open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
         guard descriptor >= 0 else { throw OutputError.writeFailed(path, "cannot open the journal", errorNumber: errno) }
         guard flock(descriptor, LOCK_EX | LOCK_NB) == 0 else {

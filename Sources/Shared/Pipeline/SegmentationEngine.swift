@@ -159,10 +159,13 @@ public final class SegmentationEngine: @unchecked Sendable {
     /// Stops: running jobs end as failed (their outputs removed or, with `keepProgress`, their
     /// journals kept). Returns once the engine thread has made its last executor call, so the
     /// caller may use MPI again.
+    /// Safe to call more than once and from several threads (a signal handler and the main thread):
+    /// each call returns only after the engine thread has exited.
     public func stop() {
         post(nil)
-        if started { exited.wait() }
-        started = false
+        guard started else { return }
+        exited.wait()
+        exited.signal()  // for the next caller
     }
 
     /// Queues an entry for the engine thread; `wake: false` for news that can wait for the

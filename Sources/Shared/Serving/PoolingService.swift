@@ -42,6 +42,17 @@ public final class PoolingService: Sendable {
         scratchRoot = NSTemporaryDirectory() + "prithvi-serve-\(getpid())"
     }
 
+    /// Removes the scratch roots of servers that died without cleaning up (killed with SIGKILL):
+    /// `prithvi-serve-PID` directories whose process no longer exists.
+    public static func removeStaleScratch(in directory: String = NSTemporaryDirectory()) {
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: directory) else { return }
+        for name in names where name.hasPrefix("prithvi-serve-") {
+            guard let pid = Int32(name.dropFirst("prithvi-serve-".count)), pid > 0, pid != getpid(),
+                  kill(pid, 0) != 0, errno == ESRCH else { continue }
+            try? FileManager.default.removeItem(atPath: (directory as NSString).appendingPathComponent(name))
+        }
+    }
+
     /// Removes the scratch root (the server stops; no request runs any more).
     public func shutDown() {
         try? FileManager.default.removeItem(atPath: scratchRoot)

@@ -10,8 +10,9 @@ public enum Attention {
         let d = e / heads
         let scale = 1 / Float(d).squareRoot()
         let scoresPerWorker = tokens * tokens
-        let scores = scratch.buffer("attention.scores", Parallel.workers * scoresPerWorker)
-        Parallel.forEachWithWorker(heads) { h, worker in
+        let workers = Parallel.workers  // read once: it sizes the scratch and bounds `worker`
+        let scores = scratch.buffer("attention.scores", workers * scoresPerWorker)
+        Parallel.forEachWithWorker(heads, workers: workers) { h, worker in
             let s = scores + worker * scoresPerWorker
             let q = qkv + h * d, k = qkv + e + h * d, v = qkv + 2 * e + h * d
             // s = q · kᵀ (tokens × tokens); softmax(scale · s) row-wise; out_h = s · v.

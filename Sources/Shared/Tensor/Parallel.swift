@@ -22,11 +22,12 @@ public enum Parallel {
         }
     }
 
-    /// Runs items `0..<count` on the workers, each worker taking a contiguous share and knowing
-    /// its index (for per-worker scratch). BLAS runs single-threaded inside, as the workers
-    /// already use every core.
-    public static func forEachWithWorker(_ count: Int, _ body: (_ item: Int, _ worker: Int) -> Void) {
-        let parts = min(workers, count)
+    /// Runs items `0..<count` on at most `workers` workers (read once by the caller, who sized
+    /// per-worker scratch with it: a second read could see another thread's BLAS setting and
+    /// index past that scratch), each taking a contiguous share and knowing its index `< workers`.
+    /// BLAS runs single-threaded inside, as the workers already use every core.
+    public static func forEachWithWorker(_ count: Int, workers: Int, _ body: (_ item: Int, _ worker: Int) -> Void) {
+        let parts = max(1, min(workers, count))
         guard parts > 1 else { for item in 0..<count { body(item, 0) }; return }
         let threads = BLAS.threads
         BLAS.threads = 1

@@ -148,6 +148,7 @@ public final class MPISendRequest: @unchecked Sendable {
     public private(set) var isComplete = false
 
     init(bytes: [UInt8], destination: Int, tag: Int32) throws {
+        AbandonedSends.reap()
         let storage = UnsafeMutableRawBufferPointer.allocate(byteCount: max(bytes.count, 1), alignment: 16)
         bytes.withUnsafeBytes { storage.copyMemory(from: $0) }
         var pending = shim_request_null()
@@ -174,7 +175,32 @@ public final class MPISendRequest: @unchecked Sendable {
     }
 
     deinit {
-        if !isComplete { MPI_Cancel(&request); MPI_Request_free(&request) }
-        buffer.deallocate()
+        guard !isComplete else { buffer.deallocate(); return }
+        // MPI may still be reading the buffer (a cancel need not succeed, and a freed request goes
+        // on in the background): it is kept until a later MPI_Test says the send is over.
+        MPI_Cancel(&request)
+        AbandonedSends.keep(request, buffer)
     }
+}
+
+/// Sends dropped before they completed, with their buffers, freed once MPI is done with them.
+/// Touched only from the thread that makes the MPI calls (the engine's or the worker's loop).
+enum AbandonedSends {
+    nonisolated(unsafe) private static var pending: [(MPI_Request, UnsafeMutableRawBufferPointer)] = []
+
+    static func keep(_ request: MPI_Request, _ buffer: UnsafeMutableRawBufferPointer) { pending.append((request, buffer)) }
+
+    /// Frees the buffers of abandoned sends that have completed (or were cancelled).
+    static func reap() {
+        guard !pending.isEmpty else { return }
+        pending.removeAll { entry in
+            var request = entry.0
+            var flag: Int32 = 0
+            guard MPI_Test(&request, &flag, shim_status_ignore()) == MPI_SUCCESS, flag != 0 else { return false }
+            entry.1.deallocate()
+            return true
+        }
+    }
+
+    static var count: Int { pending.count }
 }

@@ -4,16 +4,21 @@ import Foundation
 // dtype conversion helpers they share. Nothing here runs Python or trusts the file: every
 // size, offset and stride read from a file is validated before it is used for pointer arithmetic.
 
-/// A float32 tensor of a checkpoint: row-major, contiguous. `values` stay valid while the reader lives.
-public struct CheckpointTensor: @unchecked Sendable {
+/// A float32 tensor of a checkpoint: row-major, contiguous. `values` point into memory its reader
+/// owns (the mapped file, converted copies); the tensor holds the reader, so they stay valid as long
+/// as the tensor does. Not Sendable: the reader is not.
+public struct CheckpointTensor {
     public let name: String
     public let shape: [Int]
     public let values: UnsafeBufferPointer<Float>
+    /// What keeps `values` alive.
+    public let owner: AnyObject
 
-    public init(name: String, shape: [Int], values: UnsafeBufferPointer<Float>) {
+    public init(name: String, shape: [Int], values: UnsafeBufferPointer<Float>, owner: AnyObject) {
         self.name = name
         self.shape = shape
         self.values = values
+        self.owner = owner
     }
 
     /// Number of elements (product of `shape`; 1 for a 0-d scalar).

@@ -121,10 +121,10 @@ public final class SafetensorsReader: CheckpointReader, @unchecked Sendable {
         if Self.zeroCopyPossible(entry, base: file.baseAddress) {
             let count = entry.layout.elementCount
             guard count > 0, let start = data.baseAddress else {
-                return CheckpointTensor(name: name, shape: entry.layout.shape, values: UnsafeBufferPointer(start: nil, count: 0))
+                return CheckpointTensor(name: name, shape: entry.layout.shape, values: UnsafeBufferPointer(start: nil, count: 0), owner: self)
             }
             let floats = start.bindMemory(to: Float.self, capacity: count)
-            return CheckpointTensor(name: name, shape: entry.layout.shape, values: UnsafeBufferPointer(start: floats, count: count))
+            return CheckpointTensor(name: name, shape: entry.layout.shape, values: UnsafeBufferPointer(start: floats, count: count), owner: self)
         }
         guard entry.dtype.byteSize != nil else {
             throw CheckpointError(file: path, "tensor \"\(name)\": unsupported dtype \(entry.dtype)")
@@ -133,7 +133,7 @@ public final class SafetensorsReader: CheckpointReader, @unchecked Sendable {
             let values = try converted.buffer(for: name, count: entry.layout.elementCount) { out in
                 try CheckpointConversion.toFloat32(data, dtype: entry.dtype, layout: entry.layout, into: out)
             }
-            return CheckpointTensor(name: name, shape: entry.layout.shape, values: values)
+            return CheckpointTensor(name: name, shape: entry.layout.shape, values: values, owner: self)
         } catch let error as CheckpointError {
             throw CheckpointError(file: path, "tensor \"\(name)\": \(error.description)")
         }

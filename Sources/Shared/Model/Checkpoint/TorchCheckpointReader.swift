@@ -162,7 +162,7 @@ public final class TorchCheckpointReader: CheckpointReader, @unchecked Sendable 
         if let start = zeroCopyStart(entry) {
             let count = entry.layout.elementCount
             let floats = start.bindMemory(to: Float.self, capacity: count)
-            return CheckpointTensor(name: name, shape: shape, values: UnsafeBufferPointer(start: floats, count: count))
+            return CheckpointTensor(name: name, shape: shape, values: UnsafeBufferPointer(start: floats, count: count), owner: self)
         }
         guard entry.dtype.byteSize != nil else {
             throw CheckpointError(file: path, "tensor \"\(name)\": unsupported dtype \(entry.dtype)")
@@ -171,7 +171,7 @@ public final class TorchCheckpointReader: CheckpointReader, @unchecked Sendable 
             let values = try converted.buffer(for: name, count: entry.layout.elementCount) { out in
                 try CheckpointConversion.toFloat32(entry.storage, dtype: entry.dtype, layout: entry.layout, into: out)
             }
-            return CheckpointTensor(name: name, shape: shape, values: values)
+            return CheckpointTensor(name: name, shape: shape, values: values, owner: self)
         } catch let error as CheckpointError {
             throw CheckpointError(file: path, "tensor \"\(name)\": \(error.description)")
         }
