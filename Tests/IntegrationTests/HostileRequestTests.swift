@@ -50,6 +50,21 @@ import FoundationNetworking
     }
     static let fixture = Fixture()
 
+    /// A session of the suite's own: URLSession.shared queues requests per host behind the
+    /// other suites' (their servers are on 127.0.0.1 too), which blurs what each test sees.
+    static let session: URLSession = {
+        let configuration = URLSessionConfiguration.ephemeral
+        configuration.httpMaximumConnectionsPerHost = 200
+        configuration.timeoutIntervalForRequest = 300
+        return URLSession(configuration: configuration)
+    }()
+
+    /// GET on the suite's session.
+    static func get(_ url: String) async throws -> (Int, Data) {
+        let (data, response) = try await session.data(from: URL(string: url)!)
+        return ((response as! HTTPURLResponse).statusCode, data)
+    }
+
     static func body(_ path: String) -> [String: Any] {
         ["model": fixture.model, "data": ["data": path, "data_format": "path", "out_data_format": "path"]]
     }
@@ -61,7 +76,7 @@ import FoundationNetworking
         request.timeoutInterval = 300
         request.httpBody = try JSONSerialization.data(withJSONObject: body(path))
         if let id { request.setValue(id, forHTTPHeaderField: "X-Request-Id") }
-        let (data, response) = try await URLSession.shared.data(for: request)
+        let (data, response) = try await session.data(for: request)
         let http = response as! HTTPURLResponse
         return (http.statusCode, (ServeTests.object(data)["error"] as? [String: Any]) ?? [:], http.allHeaderFields)
     }
@@ -75,7 +90,7 @@ import FoundationNetworking
 
     /// The server is healthy and answers a small request in normal time.
     static func expectHealthy(sourceLocation: SourceLocation = #_sourceLocation) async throws {
-        let (health, _) = try await ServeTests.request("GET", fixture.url + "/health")
+        let (health, _) = try await get(fixture.url + "/health")
         #expect(health == 200, sourceLocation: sourceLocation)
         let start = Date()
         let (status, error, _) = try await pool(fixture.media + "/small.tif")
@@ -85,7 +100,7 @@ import FoundationNetworking
 
     /// Requests admitted now (they hold room under the budget until they answer).
     static func jobsRunning(port: Int? = nil) async throws -> Int {
-        let (_, text) = try await ServeTests.request("GET", "http://127.0.0.1:\(port ?? fixture.port)/metrics")
+        let (_, text) = try await get("http://127.0.0.1:\(port ?? fixture.port)/metrics")
         let line = String(decoding: text, as: UTF8.self).split(separator: "\n").first { $0.hasPrefix("prithvi_requests_admitted ") }
         return line.flatMap { Double($0.split(separator: " ").last ?? "") }.map { Int($0) } ?? 0
     }
@@ -115,23 +130,35 @@ import FoundationNetworking
 
     @Test func overTheLimitsA503WithRetryAfterAndASecondUseOfARunningIdIs409() async throws {
         let f = Self.fixture
-        let slow = Task { () -> (Int, String) in
-            let (status, error, _) = try await Self.pool(f.media + "/slow.tif", id: "first")
-            return (status, "\(error)")
+        // While a slow request holds the one slot. On a loaded machine the slow one may be done
+        // before the others are answered; such an attempt tells nothing and is made again.
+        for attempt in 1...3 {
+            let first = "first-\(attempt)", second = "second-\(attempt)"
+            let slow = Task { () -> (Int, String) in
+                let (status, error, _) = try await Self.pool(f.media + "/slow.tif", id: first)
+                return (status, "\(error)")
+            }
+            #expect(try await Self.waitForJobs { $0 == 1 }, "the slow request never started")
+            let (duplicate, duplicateError, _) = try await Self.pool(f.media + "/small.tif", id: first)
+            let (busy, busyError, headers) = try await Self.pool(f.media + "/small.tif", id: second)
+            let slowStillRunning = try await Self.jobsRunning() == 1
+            let (status, error) = try await slow.value
+            #expect(status == 200, "\(error)")
+            #expect(FileManager.default.fileExists(atPath: f.outputs + "/pool-\(first).tiff"), "the first request's output was replaced or lost")
+            guard slowStillRunning || duplicate != 200 || busy != 200 else {
+                print("attempt \(attempt): the slow request finished before the others were answered; again")
+                continue
+            }
+            #expect(duplicate == 409)
+            Self.expectError(duplicateError, 409, "ConflictError", "already running")
+            #expect(busy == 503)
+            Self.expectError(busyError, 503, "ServiceUnavailableError", "busy")
+            #expect(Int(headers["Retry-After"] as? String ?? "") ?? 0 >= 1, "\(headers)")
+            #expect(!FileManager.default.fileExists(atPath: f.outputs + "/pool-\(second).tiff"))
+            try await Self.expectHealthy()
+            return
         }
-        #expect(try await Self.waitForJobs { $0 == 1 }, "the slow request never started")
-        let (duplicate, duplicateError, _) = try await Self.pool(f.media + "/small.tif", id: "first")
-        Self.expectError(duplicateError, 409, "ConflictError", "already running")
-        #expect(duplicate == 409)
-        let (busy, busyError, headers) = try await Self.pool(f.media + "/small.tif", id: "second")
-        #expect(busy == 503)
-        Self.expectError(busyError, 503, "ServiceUnavailableError", "busy")
-        #expect(Int(headers["Retry-After"] as? String ?? "") ?? 0 >= 1, "\(headers)")
-        let (status, error) = try await slow.value
-        #expect(status == 200, "\(error)")
-        #expect(FileManager.default.fileExists(atPath: f.outputs + "/pool-first.tiff"), "the first request's output was replaced or lost")
-        #expect(!FileManager.default.fileExists(atPath: f.outputs + "/pool-second.tiff"))
-        try await Self.expectHealthy()
+        Issue.record("no attempt saw the slow request still running when the others were answered")
     }
 
     @Test func aClientThatHangsUpCancelsItsJobAndLeavesNothing() async throws {
@@ -159,14 +186,22 @@ import FoundationNetworking
         #expect(mkfifo(fifo, 0o644) == 0)
         try? FileManager.default.createSymbolicLink(atPath: f.media + "/zero.tif", withDestinationPath: "/dev/zero")
         try? FileManager.default.createDirectory(atPath: f.media + "/folder.tif", withIntermediateDirectories: true)
-        // Far more at once than the file lane has threads: each is refused before anything opens it.
+        // More at once than the file lane has threads: each is refused before anything opens it.
         let start = Date()
-        let answers = try await withThrowingTaskGroup(of: (Int, String).self) { group in
-            for _ in 0..<80 { group.addTask { let (s, e, _) = try await Self.pool(fifo); return (s, e["message"] as? String ?? "") } }
+        // (12 clients at once, under --max-connections 16, 5 requests each.)
+        let answers = try await withThrowingTaskGroup(of: [(Int, String)].self) { group in
+            for _ in 0..<12 {
+                group.addTask {
+                    var mine: [(Int, String)] = []
+                    for _ in 0..<5 { let (s, e, _) = try await Self.pool(fifo); mine.append((s, e["message"] as? String ?? "")) }
+                    return mine
+                }
+            }
             var all: [(Int, String)] = []
-            for try await answer in group { all.append(answer) }
+            for try await answer in group { all += answer }
             return all
         }
+        #expect(answers.count == 60)
         #expect(Date().timeIntervalSince(start) < 30)
         for (status, message) in answers {
             #expect(status == 400 && message.contains("not a regular file"), "\(status) \(message)")

@@ -175,7 +175,10 @@ public final class MPISendRequest: @unchecked Sendable {
     }
 
     deinit {
-        guard !isComplete else { buffer.deallocate(); return }
+        var finalized: Int32 = 0
+        MPI_Finalized(&finalized)
+        // After MPI_Finalize nothing reads the buffer any more (and no MPI call is allowed).
+        guard !isComplete, finalized == 0 else { buffer.deallocate(); return }
         // MPI may still be reading the buffer (a cancel need not succeed, and a freed request goes
         // on in the background): it is kept until a later MPI_Test says the send is over.
         MPI_Cancel(&request)
