@@ -22,6 +22,11 @@ enum GDALRuntime {
         // GDAL's block cache defaults to 5 % of RAM and would grow with the scene; windows are read
         // once in row order, so a small cache suffices. GDAL_CACHEMAX in the environment wins.
         if getenv("GDAL_CACHEMAX") == nil { CPLSetConfigOption("GDAL_CACHEMAX", "64") }
+        // Where GDAL itself reaches the network (`segment` on a /vsicurl/ input; served inputs never
+        // do), a stalled host must not hang a run: GDAL's defaults wait forever. The environment wins.
+        for (key, seconds) in [("GDAL_HTTP_CONNECTTIMEOUT", "30"), ("GDAL_HTTP_TIMEOUT", "120")] where getenv(key) == nil {
+            CPLSetConfigOption(key, seconds)
+        }
         CPLSetErrorHandler(CPLQuietErrorHandler)
     }()
 }
