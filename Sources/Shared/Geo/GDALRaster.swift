@@ -174,12 +174,12 @@ public final class RasterDataset {
         return RasterDataset(handle: handle, path: path)
     }
 
-    private func openHandle() throws -> GDALDatasetH {
+    func openHandle() throws -> GDALDatasetH {
         guard let handle else { throw GDALError("\(path): dataset already closed") }
         return handle
     }
 
-    private func band(_ index: Int) throws -> GDALRasterBandH {
+    func band(_ index: Int) throws -> GDALRasterBandH {
         guard index >= 0, index < bandCount else {
             throw GDALError("\(path): band index \(index) out of range (the raster has \(bandCount) bands, indices 0…\(bandCount - 1))")
         }

@@ -115,8 +115,8 @@ public final class SceneReader {
     }
 
     /// Tiles of this scene prepared with `recipe` (from the whole scene in memory when it was read).
-    public func source(_ recipe: TileRecipe) -> TileSource {
-        TileSource(raster: raster, recipe: recipe, wholeScene: wholeScene)
+    public func source(_ recipe: TileRecipe) throws -> TileSource {
+        try TileSource(raster: raster, recipe: recipe, wholeScene: wholeScene)
     }
 
     /// The model input of `tile` (see `TileSource.prepare`).

@@ -39,7 +39,7 @@ public struct TileInput {
 }
 
 /// Prepares the tiles of one raster with a recipe: read the window of the selected bands, find
-/// nodata, fill it, scale and normalise, reflect-pad a window larger than the scene, resample to
+/// nodata (the bands' nodata values, NaN, 0 in their GDAL masks), fill it, scale and normalise, reflect-pad a window larger than the scene, resample to
 /// the model input. The one implementation the coordinator and the workers share.
 ///
 /// Not thread-safe (it owns a GDAL dataset): one thread at a time.
@@ -49,10 +49,14 @@ public final class TileSource {
     /// The whole selected scene, planar, when the caller read it once (small scenes).
     private let wholeScene: [Float]?
 
-    public init(raster: RasterDataset, recipe: TileRecipe, wholeScene: [Float]? = nil) {
+    /// The selected bands' GDAL masks (internal, `.msk`, alpha), found once per scene.
+    private let masks: [MaskSource]
+
+    public init(raster: RasterDataset, recipe: TileRecipe, wholeScene: [Float]? = nil) throws {
         self.raster = raster
         self.recipe = recipe
         self.wholeScene = wholeScene
+        masks = try raster.maskSources(for: recipe.bands)
     }
 
     /// The model input of the tile whose source pixels are `source` (inside the scene; smaller
@@ -91,6 +95,13 @@ public final class TileSource {
                         v[p] &= (value == value && value != marker) ? 1 : 0
                     }
                 }
+            }
+        }
+        // 0 in a band's GDAL mask is no data too.
+        for mask in masks { try valid.withUnsafeMutableBufferPointer { try raster.applyMask(mask, window: source, to: $0) } }
+        raw.withUnsafeMutableBufferPointer { raw in
+            valid.withUnsafeMutableBufferPointer { valid in
+                let v = valid.baseAddress!
                 for p in 0..<pixels { validCount &+= Int(v[p]) }
                 for b in 0..<bands {
                     let plane = raw.baseAddress! + b * pixels

@@ -176,7 +176,7 @@ public final class SegmentationJob: TilingJob {
         }
         tilesResumed = min(startGridRow, plan.rows) * plan.columns
         recipe = reader.recipe(plan: plan, location: location)
-        tiles = reader.source(recipe)
+        tiles = try reader.source(recipe)
         tileWindows = TileWindows(job: id, plan: plan, recipe: recipe)
         dataPath = options.dataPath
         allowedDrivers = options.allowedDrivers ?? []

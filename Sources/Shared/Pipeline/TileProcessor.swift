@@ -34,7 +34,7 @@ public final class TileProcessor {
                 return "\(opening.path) is another file here (\(here); the coordinator's: \(opening.fingerprint))"
             }
             let raster = try RasterDataset.open(opening.path, allowedDrivers: opening.drivers.isEmpty ? nil : opening.drivers)
-            scenes[opening.job] = TileSource(raster: raster, recipe: opening.recipe)
+            scenes[opening.job] = try TileSource(raster: raster, recipe: opening.recipe)
             return nil
         } catch {
             return "\(error)"
