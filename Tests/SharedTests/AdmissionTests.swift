@@ -101,3 +101,29 @@ final class OrderLog: @unchecked Sendable {  // `entries` is guarded by `lock`
     func add(_ value: Int) { lock.withLock { list.append(value) } }
     var entries: [Int] { lock.withLock { list } }
 }
+
+/// Blocking lanes: fixed threads, a bounded queue, and one lane's stall never reaches another.
+struct BlockingLaneTests {
+    @Test func aFullLaneRefusesWith503AndOtherLanesGoOn() async throws {
+        let slow = BlockingLane(name: "slow test", threads: 2, maxQueued: 2)
+        let other = BlockingLane(name: "other test", threads: 1, maxQueued: 1)
+        let gate = DispatchSemaphore(value: 0)
+        let entered = DispatchSemaphore(value: 0)
+        // Two jobs hold both threads (each says so once it runs), then two wait in the queue.
+        var held = (0..<2).map { _ in Task { try await slow.run { entered.signal(); gate.wait(); return 1 } } }
+        for _ in 0..<2 { await withCheckedContinuation { done in DispatchQueue.global().async { entered.wait(); done.resume() } } }
+        held += (0..<2).map { _ in Task { try await slow.run { gate.wait(); return 1 } } }
+        while slow.queued < 2 { try await Task.sleep(nanoseconds: 1_000_000) }
+        do {
+            _ = try await slow.run { 0 }
+            Issue.record("a full lane took another job")
+        } catch let error as APIError {
+            #expect(error.status == 503 && error.retryAfter != nil && error.message.contains("slow test"))
+        }
+        #expect(try await other.run { 7 } == 7, "another lane is not held up")
+        for _ in 0..<4 { gate.signal() }
+        var done = 0
+        for task in held { done += try await task.value }
+        #expect(done == 4)
+    }
+}
