@@ -1,6 +1,7 @@
 #ifndef PRITHVI_CGDAL_SHIM_H
 #define PRITHVI_CGDAL_SHIM_H
 #include <gdal.h>
+#include <gdal_alg.h>
 #include <cpl_conv.h>
 #include <cpl_error.h>
 #include <cpl_string.h>

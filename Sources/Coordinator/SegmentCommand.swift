@@ -340,11 +340,12 @@ final class SceneRun: @unchecked Sendable {
             let job: any TilingJob
             if options.tiling == .vllm {
                 let plugin = try PluginTilingJob(id: id, input: input, output: output, config: config, options: options, lockOutput: true)
+                if let warning = plugin.georeferencingWarning { logger.warning("\(input) \(warning)") }
                 logger.info("\(input): bands \(options.bands), reflectance ÷\(Int(plugin.reflectanceDivisor)); vLLM plugin tiling: \(plugin.tileCount) crops of \(plugin.crop) px (reflect-padded) resized to \(plugin.side), argmax, nearest back")
                 job = plugin
             } else {
                 let tiled = try SegmentationJob(id: id, input: input, output: output, config: config, options: options, journal: journal)
-                if !tiled.isGeoreferenced { logger.warning("\(input) has no CRS or geotransform: the output will have none either") }
+                if let warning = tiled.georeferencingWarning { logger.warning("\(input) \(warning)") }
                 let plan = tiled.plan
                 if resumes {
                     logger.info("resuming\(several ? " " + output : ""): \(tiled.journaledGridRows) of \(plan.rows) grid rows were written; \(plan.count - tiled.tilesResumed) tiles to go")

@@ -31,7 +31,7 @@ public final class OutputRaster {
     /// Creates the output under `temporaryPath` (default: a hidden per-process name beside `path`).
     public init(
         path: String, width: Int, height: Int, bands: Int, type: RasterDataType,
-        geoTransform: GeoTransform?, projectionWKT: String?, nodata: Double, creationOptions: [String] = [],
+        georeferencing: Georeferencing, nodata: Double, creationOptions: [String] = [],
         temporaryPath: String? = nil
     ) throws {
         let url = URL(fileURLWithPath: path)
@@ -50,8 +50,7 @@ public final class OutputRaster {
         }
         dataset = created
         do {
-            if let geoTransform { try created.setGeoTransform(geoTransform) }
-            if let projectionWKT { try created.setProjection(wkt: projectionWKT) }
+            try created.setGeoreferencing(georeferencing)
             for band in 0..<bands { try created.setNoDataValue(nodata, band: band) }
         } catch {
             discard()

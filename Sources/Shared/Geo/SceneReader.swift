@@ -18,6 +18,8 @@ public final class SceneReader {
     public let nodata: [Double?]
     /// 10000 when the scene holds reflectance as integers (mean of a sample > 1), else 1.
     public let reflectanceDivisor: Float
+    /// How the scene is placed on the ground (copied to the outputs).
+    public let georeferencing: Georeferencing
     /// (longitude, latitude) of the scene centre, nil without georeferencing.
     public let centre: (lon: Double, lat: Double)?
     /// Scenes of at most `smallScenePixels` are read once, whole, and tiles cut from memory.
@@ -49,7 +51,8 @@ public final class SceneReader {
         self.stds = stds
         let nodata = try bands.map { try raster.noDataValue(band: $0) }
         self.nodata = nodata
-        centre = try? raster.centreLonLat()
+        georeferencing = raster.georeferencing
+        centre = try? georeferencing.centreLonLat(width: raster.width, height: raster.height)
         if raster.width * raster.height <= Self.smallScenePixels {
             // Small scenes: one read serves the exact mean and every tile.
             let whole = try raster.read(bands: bands, window: PixelWindow(x: 0, y: 0, width: raster.width, height: raster.height))

@@ -1,16 +1,11 @@
 import CGDAL
 import Foundation
 
-extension RasterDataset {
-    /// Longitude and latitude (degrees, WGS 84) of the centre of the raster's bounds, as rasterio's
-    /// `DatasetBase.lnglat()` computes it (bounds centre, then transformed); nil without georeferencing.
-    public func centreLonLat() throws -> (lon: Double, lat: Double)? {
-        guard let transform = geoTransform, let wkt = projectionWKT else { return nil }
-        let corners = [transform.apply(column: 0, row: 0), transform.apply(column: Double(width), row: Double(height))]
-        let x = (corners[0].x + corners[1].x) / 2
-        let y = (corners[0].y + corners[1].y) / 2
-        return try transformToWGS84(x: x, y: y, wkt: wkt)
-    }
+/// Longitude and latitude of the centre of a `width`×`height` raster placed by `transform` in the
+/// CRS `wkt`: the bounds' centre transformed, as rasterio's `DatasetBase.lnglat()`.
+func transformToWGS84(centreOf transform: GeoTransform, width: Int, height: Int, wkt: String) throws -> (lon: Double, lat: Double) {
+    let corners = [transform.apply(column: 0, row: 0), transform.apply(column: Double(width), row: Double(height))]
+    return try transformToWGS84(x: (corners[0].x + corners[1].x) / 2, y: (corners[0].y + corners[1].y) / 2, wkt: wkt)
 }
 
 /// Transforms one point from the CRS given as WKT to (longitude, latitude) in EPSG:4326.

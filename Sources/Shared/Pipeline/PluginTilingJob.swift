@@ -73,10 +73,12 @@ public final class PluginTilingJob: TilingJob {
             location = []
         }
         output = try OutputRaster(path: outputPath, width: raster.width, height: raster.height, bands: 1, type: .byte,
-                                  geoTransform: raster.geoTransform, projectionWKT: raster.projectionWKT, nodata: 0,
+                                  georeferencing: raster.georeferencing, nodata: 0,
                                   creationOptions: options.creationOptions)
     }
 
+    /// What georeferencing the scene lacks, for a warning (nil when it is placed on the ground).
+    public var georeferencingWarning: String? { raster.georeferencing.warning(width: raster.width, height: raster.height) }
     public var tileCount: Int { rows * columns }
     public var tilesSkipped: Int { 0 }
     public var tilesDone: Int { tilesComputed }

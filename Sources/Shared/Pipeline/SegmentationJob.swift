@@ -108,7 +108,7 @@ public final class SegmentationJob: TilingJob {
     /// What the final GeoTIFF needs, for a journaled run.
     private struct OutputSettings {
         let path: String, width: Int, height: Int, bands: Int, type: RasterDataType
-        let geoTransform: GeoTransform?, projectionWKT: String?, nodata: Double, creationOptions: [String]
+        let georeferencing: Georeferencing, nodata: Double, creationOptions: [String]
     }
     private let sink: Sink
     private let location: [Float]
@@ -146,16 +146,14 @@ public final class SegmentationJob: TilingJob {
         let paths = SegmentJournal.paths(for: outputPath)
         let type: RasterDataType = kind == .mask ? .byte : .float32
         let settings = OutputSettings(path: outputPath, width: raster.width, height: raster.height, bands: bands, type: type,
-                                      geoTransform: raster.geoTransform, projectionWKT: raster.projectionWKT,
-                                      nodata: kind == .mask ? 0 : .nan, creationOptions: options.creationOptions)
+                                      georeferencing: reader.georeferencing, nodata: kind == .mask ? 0 : .nan, creationOptions: options.creationOptions)
         var startGridRow = 0
         var skipStripsThrough = -1
         switch mode {
         case .off:
             sink = .direct(try OutputRaster(
                 path: outputPath, width: raster.width, height: raster.height, bands: bands, type: type,
-                geoTransform: raster.geoTransform, projectionWKT: raster.projectionWKT,
-                nodata: settings.nodata, creationOptions: options.creationOptions))
+                georeferencing: settings.georeferencing, nodata: settings.nodata, creationOptions: options.creationOptions))
         case .start(let model):
             let header = try Self.header(input: input, model: model, options: options, plan: plan)
             _ = try OutputRaster.checkDirectory(of: outputPath)
@@ -206,8 +204,8 @@ public final class SegmentationJob: TilingJob {
             output: options.output.rawValue, batch: options.batch, width: plan.sceneWidth, height: plan.sceneHeight)
     }
 
-    /// Whether the scene has a CRS and geotransform to copy.
-    public var isGeoreferenced: Bool { reader.raster.geoTransform != nil && reader.raster.projectionWKT != nil }
+    /// What georeferencing the scene lacks, for a warning (nil when it is placed on the ground).
+    public var georeferencingWarning: String? { reader.georeferencing.warning(width: plan.sceneWidth, height: plan.sceneHeight) }
     public var locationUsed: [Float] { location }
     public var tilesDone: Int { tilesResumed + tilesComputed + tilesSkipped }
     public var tileCount: Int { plan.count }
@@ -281,7 +279,7 @@ public final class SegmentationJob: TilingJob {
             try output.commit()
         case .journaled(let journal, let spool, let s):
             let output = try OutputRaster(path: s.path, width: s.width, height: s.height, bands: s.bands, type: s.type,
-                                          geoTransform: s.geoTransform, projectionWKT: s.projectionWKT, nodata: s.nodata,
+                                          georeferencing: s.georeferencing, nodata: s.nodata,
                                           creationOptions: s.creationOptions)
             do {
                 try spool.copy(into: output)
