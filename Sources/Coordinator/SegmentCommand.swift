@@ -63,8 +63,11 @@ struct SegmentCommand: ParsableCommand {
     @Option(name: .customLong("output"), help: "What to write: mask (uint8, water 255), logits or probabilities (float32, one band per class).")
     var outputKind: OutputKind = .mask
 
-    @Option(name: .customLong("creation-option"), help: "GDAL creation option KEY=VALUE for OUT (repeatable).")
+    @Option(name: .customLong("creation-option"), help: "GDAL creation option KEY=VALUE for OUT (repeatable; with --format cog, the COG driver's).")
     var creationOptions: [String] = []
+
+    @Option(help: "gtiff: a tiled GeoTIFF (default); cog: a Cloud Optimized GeoTIFF with overviews (nearest for masks, average for floats).")
+    var format: OutputFormat = .gtiff
 
     @Option(help: "BLAS threads per worker (default: the worker host's cores shared among its workers).")
     var threads: Int?
@@ -112,6 +115,11 @@ struct SegmentCommand: ParsableCommand {
         for option in creationOptions where !option.contains("=") {
             throw ValidationError("--creation-option \(option) is not KEY=VALUE")
         }
+        do {
+            try RasterDataset.validateCreationOptions(creationOptions, driver: format == .cog ? "COG" : "GTiff")
+        } catch {
+            throw ValidationError("--creation-option: \(error)")
+        }
     }
 
     func parsedIndices() throws -> [Int] {
@@ -155,6 +163,7 @@ struct SegmentCommand: ParsableCommand {
         options.scale = scale
         options.output = outputKind
         options.creationOptions = creationOptions
+        options.format = format
         options.batch = batch
         options.tiling = tiling
         options.dataPath = dataPath
@@ -408,6 +417,7 @@ final class SceneRun: @unchecked Sendable {
 extension OutputKind: ExpressibleByArgument {}
 extension TilingMode: ExpressibleByArgument {}
 extension DataPath: ExpressibleByArgument {}
+extension OutputFormat: ExpressibleByArgument {}
 
 /// The progress line on stderr: rewritten in place on a terminal, a line every few seconds otherwise.
 /// Called from the engine thread while scenes run, and from the main thread once they are done (never at once).

@@ -174,6 +174,30 @@ public final class RasterDataset {
         return RasterDataset(handle: handle, path: path)
     }
 
+    /// Refuses creation options `driver` does not know or whose value it would reject (GDAL itself
+    /// only warns and goes on without them, so a typo would silently give another file).
+    public static func validateCreationOptions(_ options: [String], driver driverName: String) throws {
+        _ = GDALRuntime.ready
+        guard let driver = GDALGetDriverByName(driverName) else { throw GDALError("GDAL has no driver named \(driverName)") }
+        for option in options {
+            guard option.contains("=") else { throw GDALError("creation option \"\(option)\" is not of the form KEY=VALUE") }
+            CPLErrorReset()
+            let valid = withCStringArray([option]) { GDALValidateCreationOptions(driver, $0) }
+            if valid == 0 { throw GDALError.last("creation option \(option) is not valid for GDAL's \(driverName) driver") }
+        }
+    }
+
+    /// Writes a copy at `path` with `driver` (e.g. COG, which can only copy) and its creation
+    /// options; the copy is closed (and flushed) before this returns.
+    public func copy(to path: String, driver driverName: String, options: [String] = []) throws {
+        guard let driver = GDALGetDriverByName(driverName) else { throw GDALError("GDAL has no driver named \(driverName)") }
+        let source = try openHandle()
+        CPLErrorReset()
+        let copied = withCStringArray(options) { list in GDALCreateCopy(driver, path, source, 0, list, nil, nil) }
+        guard let copied else { throw GDALError.last("\(path): cannot write a \(driverName) copy of \(self.path)") }
+        try RasterDataset(handle: copied, path: path).close()
+    }
+
     func openHandle() throws -> GDALDatasetH {
         guard let handle else { throw GDALError("\(path): dataset already closed") }
         return handle

@@ -59,7 +59,7 @@ public struct Georeferencing: Equatable, Sendable {
     /// Where pixel (`pixel`, `line`) lies by the RPC model (RPCs map to WGS 84 longitude/latitude).
     func rpcLonLat(pixel: Double, line: Double) throws -> (lon: Double, lat: Double) {
         var info = GDALRPCInfoV2()
-        let extracted = withCStringList(rpc) { GDALExtractRPCInfoV2($0, &info) }
+        let extracted = withCStringArray(rpc) { GDALExtractRPCInfoV2($0, &info) }
         guard extracted != 0 else { throw GDALError.last("the RPC metadata is incomplete") }
         guard let transformer = GDALCreateRPCTransformerV2(&info, 0, 0, nil) else {
             throw GDALError.last("cannot make an RPC transformer")
@@ -110,13 +110,6 @@ public struct Georeferencing: Equatable, Sendable {
     }
 }
 
-/// A NULL-terminated C string list (GDAL's CSL) for the duration of `body`.
-func withCStringList<T>(_ strings: [String], _ body: (UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> T) -> T {
-    var list: [UnsafeMutablePointer<CChar>?] = strings.map { strdup($0) } + [nil]
-    defer { list.forEach { free($0) } }
-    return list.withUnsafeMutableBufferPointer { body($0.baseAddress) }
-}
-
 extension RasterDataset {
     /// The raster's georeferencing, whatever kinds it has.
     public var georeferencing: Georeferencing {
@@ -154,7 +147,7 @@ extension RasterDataset {
         }
         if !georeferencing.rpc.isEmpty {
             CPLErrorReset()
-            let status = withCStringList(georeferencing.rpc) { GDALSetMetadata(handle, $0, "RPC") }
+            let status = withCStringArray(georeferencing.rpc) { GDALSetMetadata(handle, $0, "RPC") }
             guard status == CE_None else { throw GDALError.last("\(path): cannot set RPC metadata") }
         }
     }

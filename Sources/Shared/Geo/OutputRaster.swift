@@ -16,6 +16,12 @@ public struct OutputError: Error, CustomStringConvertible {
     }
 }
 
+/// The container of an output: a tiled GeoTIFF, or a Cloud Optimized GeoTIFF (GDAL's COG driver:
+/// tiles, overviews and the IFDs ahead of the data, so HTTP range readers fetch only what they show).
+public enum OutputFormat: String, Sendable, CaseIterable {
+    case gtiff, cog
+}
+
 /// The output GeoTIFF, written under a temporary name beside its final path and renamed into
 /// place only when complete: a reader never sees a half-written file at the final path.
 public final class OutputRaster {
@@ -24,6 +30,9 @@ public final class OutputRaster {
     private var dataset: RasterDataset?
     public let bands: Int
     public let width: Int
+    public let format: OutputFormat
+    /// The COG driver's options (the user's creation options go there, not to the strip writer).
+    private let cogOptions: [String]
 
     /// Default GeoTIFF creation options; user options with the same key replace them.
     public static let defaultOptions = ["COMPRESS=LZW", "TILED=YES", "BLOCKXSIZE=256", "BLOCKYSIZE=256", "BIGTIFF=IF_SAFER"]
@@ -32,7 +41,7 @@ public final class OutputRaster {
     public init(
         path: String, width: Int, height: Int, bands: Int, type: RasterDataType,
         georeferencing: Georeferencing, nodata: Double, creationOptions: [String] = [],
-        temporaryPath: String? = nil
+        format: OutputFormat = .gtiff, temporaryPath: String? = nil
     ) throws {
         let url = URL(fileURLWithPath: path)
         let directory = try Self.checkDirectory(of: path)
@@ -40,8 +49,11 @@ public final class OutputRaster {
         self.temporaryPath = temporaryPath ?? directory + "/." + url.lastPathComponent + ".partial-\(getpid()).tif"
         self.bands = bands
         self.width = width
-        let userKeys = Set(creationOptions.map { $0.split(separator: "=", maxSplits: 1).first.map(String.init)?.uppercased() ?? "" })
-        let options = Self.defaultOptions.filter { !userKeys.contains(String($0.split(separator: "=")[0])) } + creationOptions
+        self.format = format
+        // Masks' overviews keep class values (nearest); float overviews average.
+        let cogDefaults = ["COMPRESS=LZW", "BIGTIFF=IF_SAFER", "OVERVIEWS=AUTO", "RESAMPLING=\(type == .byte ? "NEAREST" : "AVERAGE")"]
+        cogOptions = Self.merging(creationOptions, into: cogDefaults)
+        let options = format == .cog ? Self.defaultOptions : Self.merging(creationOptions, into: Self.defaultOptions)
         let created: RasterDataset
         do {
             created = try RasterDataset.create(self.temporaryPath, width: width, height: height, bands: bands, type: type, options: options)
@@ -57,6 +69,16 @@ public final class OutputRaster {
             throw error
         }
     }
+
+    /// `defaults` with the keys `options` set replaced by them.
+    static func merging(_ options: [String], into defaults: [String]) -> [String] {
+        func key(_ option: String) -> String { option.split(separator: "=", maxSplits: 1).first.map(String.init)?.uppercased() ?? "" }
+        let userKeys = Set(options.map(key))
+        return defaults.filter { !userKeys.contains(key($0)) } + options
+    }
+
+    /// The COG's temporary name, beside the GeoTIFF it is copied from.
+    var cogTemporaryPath: String { temporaryPath + ".cog" }
 
     /// The output's directory, which must exist and be writable.
     static func checkDirectory(of path: String) throws -> String {
@@ -105,9 +127,20 @@ public final class OutputRaster {
             unlink(temporaryPath)
             throw failure
         }
-        guard rename(temporaryPath, finalPath) == 0 else {
+        var finished = temporaryPath
+        if format == .cog {
+            defer { unlink(temporaryPath) }
+            do {
+                try RasterDataset.open(temporaryPath).copy(to: cogTemporaryPath, driver: "COG", options: cogOptions)
+            } catch {
+                unlink(cogTemporaryPath)
+                throw OutputError.writeFailed(cogTemporaryPath, "cannot write the COG (\(error))", errorNumber: nil)
+            }
+            finished = cogTemporaryPath
+        }
+        guard rename(finished, finalPath) == 0 else {
             let number = errno
-            unlink(temporaryPath)
+            unlink(finished)
             throw OutputError("\(finalPath): cannot move the finished output into place: \(String(cString: strerror(number)))")
         }
     }
@@ -117,6 +150,7 @@ public final class OutputRaster {
         if let dataset { try? dataset.close() }
         dataset = nil
         unlink(temporaryPath)
+        unlink(cogTemporaryPath)
     }
 
     deinit { if dataset != nil { discard() } }

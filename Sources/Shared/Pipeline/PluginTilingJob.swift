@@ -74,7 +74,7 @@ public final class PluginTilingJob: TilingJob {
         }
         output = try OutputRaster(path: outputPath, width: raster.width, height: raster.height, bands: 1, type: .byte,
                                   georeferencing: raster.georeferencing, nodata: 0,
-                                  creationOptions: options.creationOptions)
+                                  creationOptions: options.creationOptions, format: options.format)
     }
 
     /// What georeferencing the scene lacks, for a warning (nil when it is placed on the ground).

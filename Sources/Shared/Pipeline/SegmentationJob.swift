@@ -9,6 +9,8 @@ public struct SegmentOptions: Sendable {
     public var scale: Double?
     public var output: OutputKind = .mask
     public var creationOptions: [String] = []
+    /// GeoTIFF or COG (the creation options go to the COG driver then).
+    public var format: OutputFormat = .gtiff
     /// Tiles per forward pass (recorded in the journal: it changes the last bits of results).
     public var batch = 1
     /// Overlapping tiles (default) or the vLLM plugin's exact pipeline.
@@ -108,7 +110,7 @@ public final class SegmentationJob: TilingJob {
     /// What the final GeoTIFF needs, for a journaled run.
     private struct OutputSettings {
         let path: String, width: Int, height: Int, bands: Int, type: RasterDataType
-        let georeferencing: Georeferencing, nodata: Double, creationOptions: [String]
+        let georeferencing: Georeferencing, nodata: Double, creationOptions: [String], format: OutputFormat
     }
     private let sink: Sink
     private let location: [Float]
@@ -146,14 +148,16 @@ public final class SegmentationJob: TilingJob {
         let paths = SegmentJournal.paths(for: outputPath)
         let type: RasterDataType = kind == .mask ? .byte : .float32
         let settings = OutputSettings(path: outputPath, width: raster.width, height: raster.height, bands: bands, type: type,
-                                      georeferencing: reader.georeferencing, nodata: kind == .mask ? 0 : .nan, creationOptions: options.creationOptions)
+                                      georeferencing: reader.georeferencing, nodata: kind == .mask ? 0 : .nan, creationOptions: options.creationOptions,
+                                      format: options.format)
         var startGridRow = 0
         var skipStripsThrough = -1
         switch mode {
         case .off:
             sink = .direct(try OutputRaster(
                 path: outputPath, width: raster.width, height: raster.height, bands: bands, type: type,
-                georeferencing: settings.georeferencing, nodata: settings.nodata, creationOptions: options.creationOptions))
+                georeferencing: settings.georeferencing, nodata: settings.nodata, creationOptions: options.creationOptions,
+                format: options.format))
         case .start(let model):
             let header = try Self.header(input: input, model: model, options: options, plan: plan)
             _ = try OutputRaster.checkDirectory(of: outputPath)
@@ -280,7 +284,7 @@ public final class SegmentationJob: TilingJob {
         case .journaled(let journal, let spool, let s):
             let output = try OutputRaster(path: s.path, width: s.width, height: s.height, bands: s.bands, type: s.type,
                                           georeferencing: s.georeferencing, nodata: s.nodata,
-                                          creationOptions: s.creationOptions)
+                                          creationOptions: s.creationOptions, format: s.format)
             do {
                 try spool.copy(into: output)
                 try output.commit()
