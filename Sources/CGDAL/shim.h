@@ -6,5 +6,6 @@
 #include <cpl_error.h>
 #include <cpl_string.h>
 #include <cpl_vsi.h>
+#include <ogr_api.h>
 #include <ogr_srs_api.h>
 #endif

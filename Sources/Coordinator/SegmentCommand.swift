@@ -48,6 +48,9 @@ struct SegmentCommand: ParsableCommand {
     @Option(help: "A file listing inputs, one path a line (with --output-dir).")
     var inputs: String?
 
+    @Option(help: "Also write the mask's water polygons to FILE (.gpkg, .fgb or .geojson; in the mask's CRS, with class and area attributes).")
+    var vector: String?
+
     @Option(help: "Comma-separated 0-based band indices fed to the model, in the model's band order.")
     var indices: String = "0,1,2,3,4,5"
 
@@ -97,6 +100,14 @@ struct SegmentCommand: ParsableCommand {
         if tiling == .vllm {
             guard outputKind == .mask else { throw ValidationError("--tiling vllm writes the plugin's mask; --output \(outputKind.rawValue) needs --tiling overlap") }
             guard !resume else { throw ValidationError("--resume applies to --tiling overlap (vllm mode keeps no journal)") }
+        }
+        if let vector {
+            guard outputDir == nil else { throw ValidationError("--vector names one file: give IN OUT, not --output-dir") }
+            guard outputKind == .mask else { throw ValidationError("--vector polygonizes the mask; it cannot go with --output \(outputKind.rawValue)") }
+            guard WaterPolygons.driver(for: vector) != nil else { throw ValidationError("--vector \(vector) must end in .gpkg, .fgb or .geojson") }
+            guard paths.count != 2 || (Self.resolvedOutput(vector) != Self.resolvedOutput(paths[1]) && Self.resolvedOutput(vector) != Self.canonicalPath(paths[0])) else {
+                throw ValidationError("--vector \(vector) must differ from IN and OUT")
+            }
         }
         if outputDir == nil {
             guard inputs == nil else { throw ValidationError("--inputs needs --output-dir") }
@@ -185,6 +196,9 @@ struct SegmentCommand: ParsableCommand {
         for scene in scenes {
             if let (problem, status) = Self.outputProblem(input: scene.input, output: scene.output) { stop(problem, status: status) }
         }
+        if let vector {
+            do { _ = try OutputRaster.checkDirectory(of: vector) } catch { stop(error, status: ExitStatus.cannotCreateOutput) }
+        }
 
         let modelDirectory: String
         let config: ModelConfig
@@ -227,6 +241,15 @@ struct SegmentCommand: ParsableCommand {
         if let status = failed.first {
             session.finish(reason: "segment failed", status: status)
             Foundation.exit(status)
+        }
+        if let vector {
+            // After the engine stopped: polygonizing a large mask takes seconds and blocks nothing.
+            do {
+                let summary = try WaterPolygons.write(maskPath: scenes[0].output, to: vector)
+                logger.info("wrote \(vector): \(summary.polygons) polygons, \(String(format: "%.6g", summary.area)) CRS units² of water")
+            } catch {
+                stop("\(error) (the mask \(scenes[0].output) is complete)", status: ExitStatus.for(FailureKind.of(error)))
+            }
         }
         session.finish(reason: "segment done")
     }

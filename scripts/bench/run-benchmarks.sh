@@ -48,6 +48,10 @@ if [ "$what" = memory ] || [ "$what" = all ]; then
     mpirun -np 1 /usr/bin/time -f "coordinator: %e s wall, peak RSS %M KB" \
         "$bin/coordinator" segment "$models/tiny" "$models/scene-6000.tif" /tmp/bench-mask-6000.tif --quiet --threads 1 \
         : -np 2 "$bin/tileworker" 2>&1 | grep -E "wall|wrote"
+    rm -f /tmp/bench-water-6000.gpkg
+    mpirun -np 1 /usr/bin/time -f "coordinator with --vector: %e s wall, peak RSS %M KB" \
+        "$bin/coordinator" segment "$models/tiny" "$models/scene-6000.tif" /tmp/bench-mask-6000.tif --quiet --threads 1 \
+        --vector /tmp/bench-water-6000.gpkg : -np 2 "$bin/tileworker" 2>&1 | grep -E "wall|wrote"
 fi
 
 if [ "$what" = scaling ] || [ "$what" = all ]; then

@@ -81,7 +81,7 @@ public final class OutputRaster {
     var cogTemporaryPath: String { temporaryPath + ".cog" }
 
     /// The output's directory, which must exist and be writable.
-    static func checkDirectory(of path: String) throws -> String {
+    public static func checkDirectory(of path: String) throws -> String {
         let directory = URL(fileURLWithPath: path).deletingLastPathComponent().path
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory), isDirectory.boolValue else {
