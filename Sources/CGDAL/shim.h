@@ -2,6 +2,7 @@
 #define PRITHVI_CGDAL_SHIM_H
 #include <gdal.h>
 #include <gdal_alg.h>
+#include <gdal_utils.h>
 #include <cpl_conv.h>
 #include <cpl_error.h>
 #include <cpl_string.h>

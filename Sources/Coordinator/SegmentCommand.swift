@@ -48,6 +48,12 @@ struct SegmentCommand: ParsableCommand {
     @Option(help: "A file listing inputs, one path a line (with --output-dir).")
     var inputs: String?
 
+    @Option(name: .customLong("band-file"), help: "NAME=FILE: the file of the model's band NAME when IN is a directory or glob of band files (repeatable).")
+    var bandFiles: [String] = []
+
+    @Option(help: "FILE:BITS: with band files, pixels of FILE with any of BITS set are invalid (HLS Fmask: 1 cloud, 2 adjacent, 3 shadow, e.g. Fmask.tif:1,2,3).")
+    var cloudMask: String?
+
     @Option(help: "Also write the mask's water polygons to FILE (.gpkg, .fgb or .geojson; in the mask's CRS, with class and area attributes).")
     var vector: String?
 
@@ -109,6 +115,15 @@ struct SegmentCommand: ParsableCommand {
                 throw ValidationError("--vector \(vector) must differ from IN and OUT")
             }
         }
+        if !bandFiles.isEmpty || cloudMask != nil {
+            guard outputDir == nil, paths.count == 2, BandStack.isBandFileInput(paths[0]) else {
+                throw ValidationError("--band-file and --cloud-mask apply to one IN that is a directory or a glob of band files")
+            }
+            for item in bandFiles where !item.contains("=") { throw ValidationError("--band-file \(item) is not NAME=FILE") }
+            if let cloudMask, BandStack.CloudMask(argument: cloudMask) == nil {
+                throw ValidationError("--cloud-mask \(cloudMask) is not FILE:BITS with bits 0…15, e.g. Fmask.tif:1,2,3")
+            }
+        }
         if outputDir == nil {
             guard inputs == nil else { throw ValidationError("--inputs needs --output-dir") }
             guard paths.count == 2 else { throw ValidationError("give IN OUT, or inputs with --output-dir DIR") }
@@ -165,7 +180,7 @@ struct SegmentCommand: ParsableCommand {
     func run() throws {
         ConsoleLogHandler.bootstrap(label: "coordinator")
         let logger = Logger(label: "coordinator")
-        let scenes: [(input: String, output: String)]
+        var scenes: [(input: String, output: String)]
         do { scenes = try sceneList() } catch { fail(logger, error, status: ExitStatus.usage) }
         var options = SegmentOptions()
         options.bands = try parsedIndices()
@@ -212,6 +227,26 @@ struct SegmentCommand: ParsableCommand {
                  status: ExitStatus.usage)
         }
         let single = outputDir == nil
+        var stackFiles: [String] = []
+        if single, BandStack.isBandFileInput(scenes[0].input) {
+            // Band files become one VRT beside OUT (visible to workers as OUT is), kept until the run succeeds for --resume.
+            let (input, output) = scenes[0]
+            let stack = URL(fileURLWithPath: output).deletingLastPathComponent().appendingPathComponent("." + URL(fileURLWithPath: output).lastPathComponent + ".stack.vrt").path
+            let overrides = Dictionary(bandFiles.map { item -> (String, String) in
+                let parts = item.split(separator: "=", maxSplits: 1).map(String.init)
+                return (parts[0], parts[1])
+            }, uniquingKeysWith: { $1 })
+            do {
+                let files = try BandStack.resolve(input: input, modelBands: config.bands, overrides: overrides)
+                let mask = cloudMask.flatMap(BandStack.CloudMask.init(argument:))
+                try BandStack.build(files: files, bandNames: config.bands, cloudMask: mask, at: stack)
+                logger.info("\(input): bands \(zip(config.bands, files).map { "\($0)=\(URL(fileURLWithPath: $1).lastPathComponent)" }.joined(separator: " "))\(mask.map { "; invalid where \($0.path) has bits \($0.bits)" } ?? "")")
+            } catch {
+                stop(error, status: ExitStatus.badInput)
+            }
+            stackFiles = [stack, stack + ".valid.tif"]
+            scenes[0].input = stack
+        }
         if single, !FileManager.default.fileExists(atPath: scenes[0].input) {
             stop("\(scenes[0].input): no such file", status: ExitStatus.noInput)
         }
@@ -251,6 +286,7 @@ struct SegmentCommand: ParsableCommand {
                 stop("\(error) (the mask \(scenes[0].output) is complete)", status: ExitStatus.for(FailureKind.of(error)))
             }
         }
+        for file in stackFiles { unlink(file) }
         session.finish(reason: "segment done")
     }
 }
