@@ -78,11 +78,14 @@ import FoundationNetworking
         let s = Self.setup
         let hidden = Self.work.file("hidden")
         try FileManager.default.createDirectory(atPath: hidden, withIntermediateDirectories: true)
+        // Big enough (48 tiles) that rank 1's answer arrives while tiles remain: until it has
+        // answered, the coordinator ships pixels to it too.
         let scene = hidden + "/scene.tif"
-        if !FileManager.default.fileExists(atPath: scene) { try FileManager.default.copyItem(atPath: s.scene, toPath: scene) }
-        let decoy = Self.work.file("decoy.tif")
         var spec = SceneFactory.Spec()
-        spec.width = 500; spec.height = 420; spec.seed = 99
+        spec.width = 1400; spec.height = 1200; spec.seed = 3
+        if !FileManager.default.fileExists(atPath: scene) { try SceneFactory.create(spec, at: scene) }
+        let decoy = Self.work.file("decoy.tif")
+        spec.seed = 99
         try SceneFactory.create(spec, at: decoy)
         let (probe, probeOutput) = try runCommand("/usr/bin/unshare", ["-m", "--propagation", "private", "true"])
         try #require(probe == 0, "unshare -m is not available here: \(probeOutput)")

@@ -151,6 +151,30 @@ import FoundationNetworking
         #expect(extraStatus == 200)
     }
 
+    /// GCPs and embedded RPCs reach served masks too (the server reads no sidecars, so the RPCs
+    /// are in the TIFF's RPC tag, where gdal_translate puts a sidecar's).
+    @Test func servedMasksKeepGCPsAndRPCs() async throws {
+        let f = Self.fixture
+        let gcps = f.media + "/gcps.tif", rpc = f.media + "/rpc.tif", staged = f.dir.file("rpc-staged.tif")
+        var (status, log) = try runCommand("/usr/bin/gdal_translate", ["-q", "-a_srs", "EPSG:32633", "-gcp", "0", "0", "500000", "5000000",
+                                                                       "-gcp", "300", "0", "509000", "5000000", "-gcp", "0", "260", "500000", "4992200",
+                                                                       f.media + "/small.tif", gcps])
+        #expect(status == 0, "\(log)")
+        try FileManager.default.copyItem(atPath: f.media + "/small.tif", toPath: staged)
+        try GeoreferencingTests.writeRPCSidecar(f.dir.file("rpc-staged_RPC.TXT"))
+        (status, log) = try runCommand("/usr/bin/gdal_translate", ["-q", staged, rpc])
+        #expect(status == 0, "\(log)")
+        for input in [gcps, rpc] {
+            let (code, reply) = try await Self.pooling(["data": input, "data_format": "path", "out_data_format": "path"])
+            #expect(code == 200, "\(reply)")
+            let written = try #require((reply["data"] as? [String: Any])?["data"] as? String)
+            let a = try RasterDataset.open(input).georeferencing, b = try RasterDataset.open(written).georeferencing
+            #expect(b.gcps == a.gcps && b.gcpProjectionWKT == a.gcpProjectionWKT && b.geoTransform == a.geoTransform, "\(input)")
+            #expect(Set(a.rpc).isSubset(of: Set(b.rpc)) && (input == rpc) == !a.rpc.isEmpty, "\(input): \(a.rpc) vs \(b.rpc)")
+            #expect(input == rpc || a.gcps.count == 3)
+        }
+    }
+
     @Test func everyBadRequestGetsAVLLMErrorAndTheServerStaysHealthy() async throws {
         let f = Self.fixture
         func expectError(_ status: Int, _ type: String, _ fragment: String, _ send: () async throws -> (Int, [String: Any])) async throws {
