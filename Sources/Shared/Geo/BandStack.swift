@@ -85,12 +85,12 @@ public enum BandStack {
         let staging = vrtPath + ".new"
         defer { unlink(staging) }
         var arguments = ["-separate", "-q"]
-        for file in files {
+        let rasters = try files.map { file in
             let raster = try RasterDataset.open(file)
             guard raster.bandCount == 1 else { throw Failure("\(file): has \(raster.bandCount) bands; band files hold one") }
+            return raster
         }
-        let first = try RasterDataset.open(files[0])
-        if let nodata = try first.noDataValue(band: 0) { arguments += ["-srcnodata", "\(nodata)", "-vrtnodata", "\(nodata)"] }
+        if let nodata = try rasters[0].noDataValue(band: 0) { arguments += ["-srcnodata", "\(nodata)", "-vrtnodata", "\(nodata)"] }
         CPLErrorReset()
         let options = withCStringArray(arguments) { GDALBuildVRTOptionsNew($0, nil) }
         defer { GDALBuildVRTOptionsFree(options) }
@@ -102,11 +102,8 @@ public enum BandStack {
         let width = Int(GDALGetRasterXSize(built)), height = Int(GDALGetRasterYSize(built))
         for (index, name) in bandNames.enumerated() { GDALSetDescription(GDALGetRasterBand(built, Int32(index + 1)), name) }
         GDALClose(built)
-        for file in files {
-            let raster = try RasterDataset.open(file)
-            guard raster.width == width, raster.height == height else {
-                throw Failure("\(file): \(raster.width)×\(raster.height) does not match the stack's \(width)×\(height) grid")
-            }
+        if let odd = rasters.first(where: { $0.width != width || $0.height != height }) {
+            throw Failure("\(odd.path): \(odd.width)×\(odd.height) does not match the stack's \(width)×\(height) grid")
         }
         var text = try String(contentsOfFile: staging, encoding: .utf8)
         if let cloudMask {

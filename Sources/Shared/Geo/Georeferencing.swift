@@ -30,8 +30,6 @@ public struct Georeferencing: Equatable, Sendable {
 
     public static let none = Georeferencing()
 
-    public var isEmpty: Bool { geoTransform == nil && projectionWKT == nil && gcps.isEmpty && rpc.isEmpty }
-
     /// Longitude and latitude (degrees, WGS 84) of the centre of a `width`×`height` raster from the
     /// best georeferencing there is: the geotransform with its CRS (the bounds' centre, as
     /// rasterio's `lnglat()`), else the GCPs with theirs (a least-squares affine fit), else the RPCs
@@ -78,7 +76,8 @@ public struct Georeferencing: Equatable, Sendable {
     /// output keeps, and what the model is given as location.
     public func warning(width: Int, height: Int) -> String? {
         if geoTransform != nil, projectionWKT != nil { return nil }
-        if !gcps.isEmpty, gcpProjectionWKT != nil, gcpTransform != nil { return nil }
+        let fitted = gcpTransform
+        if !gcps.isEmpty, gcpProjectionWKT != nil, fitted != nil { return nil }
         var kept: [String] = []
         if geoTransform != nil { kept.append("its geotransform") }
         if projectionWKT != nil { kept.append("its CRS") }
@@ -88,7 +87,7 @@ public struct Georeferencing: Equatable, Sendable {
         if geoTransform == nil, gcps.isEmpty { missing.append("geotransform or GCPs") }
         if geoTransform != nil, projectionWKT == nil { missing.append("CRS for its geotransform") }
         if !gcps.isEmpty, gcpProjectionWKT == nil { missing.append("CRS for its GCPs") }
-        if !gcps.isEmpty, gcpProjectionWKT != nil, gcpTransform == nil { missing.append("GCPs that fit a transform (\(gcps.count) given, collinear or fewer than 3)") }
+        if !gcps.isEmpty, gcpProjectionWKT != nil, fitted == nil { missing.append("GCPs that fit a transform (\(gcps.count) given, collinear or fewer than 3)") }
         let location: String
         if let centre = try? centreLonLat(width: width, height: height) {
             location = String(format: "the model's location comes from %@ (%.5f°, %.5f°)", rpc.isEmpty ? "the georeferencing" : "its RPCs", centre.lon, centre.lat)

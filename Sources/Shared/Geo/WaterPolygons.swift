@@ -122,7 +122,7 @@ public enum WaterPolygons {
             polygons += 1
             total += area
         }
-        guard OGR_L_CommitTransaction(layer) == OGRERR_NONE || driver != "GPKG" else { throw GDALError.last("\(path): cannot commit the polygons") }
+        guard OGR_L_CommitTransaction(layer) == OGRERR_NONE else { throw GDALError.last("\(path): cannot commit the polygons") }
         closed = true
         CPLErrorReset()
         GDALClose(output)

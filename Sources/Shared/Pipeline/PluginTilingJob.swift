@@ -32,6 +32,8 @@ public final class PluginTilingJob: TilingJob {
     public let rows: Int
     public let reflectanceDivisor: Float
     private let raster: RasterDataset
+    /// Read once: the location, the output and the warning all come from it.
+    private let georeferencing: Georeferencing
     private let bands: [Int]
     private let location: [Float]
     private let output: OutputRaster
@@ -57,6 +59,7 @@ public final class PluginTilingJob: TilingJob {
         }
         let raster = try RasterDataset.open(input, allowedDrivers: options.allowedDrivers)
         self.raster = raster
+        georeferencing = raster.georeferencing
         try SceneReader.check(raster, bands: options.bands, modelBands: pre.means.count)
         bands = options.bands
         crop = pre.pluginCrop
@@ -67,18 +70,18 @@ public final class PluginTilingJob: TilingJob {
         columns = (raster.width + crop - 1) / crop
         rows = (raster.height + crop - 1) / crop
         reflectanceDivisor = try Self.wholeImageMean(raster, bands: bands) > 1 ? 10000 : 1
-        if pre.passesLocation, config.encoder.locationEncoding, let centre = try? raster.centreLonLat() {
+        if pre.passesLocation, config.encoder.locationEncoding, let centre = try? georeferencing.centreLonLat(width: raster.width, height: raster.height) {
             location = [Float(Float16(Float(centre.lon))), Float(Float16(Float(centre.lat)))]
         } else {
             location = []
         }
         output = try OutputRaster(path: outputPath, width: raster.width, height: raster.height, bands: 1, type: .byte,
-                                  georeferencing: raster.georeferencing, nodata: 0,
+                                  georeferencing: georeferencing, nodata: 0,
                                   creationOptions: options.creationOptions, format: options.format)
     }
 
     /// What georeferencing the scene lacks, for a warning (nil when it is placed on the ground).
-    public var georeferencingWarning: String? { raster.georeferencing.warning(width: raster.width, height: raster.height) }
+    public var georeferencingWarning: String? { georeferencing.warning(width: raster.width, height: raster.height) }
     public var tileCount: Int { rows * columns }
     public var tilesSkipped: Int { 0 }
     public var tilesDone: Int { tilesComputed }
