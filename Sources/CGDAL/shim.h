@@ -5,6 +5,7 @@
 #include <gdal_utils.h>
 #include <cpl_conv.h>
 #include <cpl_error.h>
+#include <cpl_minixml.h>
 #include <cpl_string.h>
 #include <cpl_vsi.h>
 #include <ogr_api.h>

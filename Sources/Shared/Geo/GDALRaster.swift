@@ -143,6 +143,17 @@ public final class RasterDataset {
         return dataset
     }
 
+    /// Opens a GDAL dataset name that is not a file path (a subdataset such as
+    /// `SENTINEL2_L2A:…/MTD_MSIL2A.xml:10m:EPSG_32630`) with any driver.
+    public static func open(name: String) throws -> RasterDataset {
+        _ = GDALRuntime.ready
+        CPLErrorReset()
+        guard let handle = GDALOpenEx(name, UInt32(GDAL_OF_RASTER | GDAL_OF_READONLY | GDAL_OF_VERBOSE_ERROR), nil, nil, nil) else {
+            throw GDALError.last("\(name): GDAL cannot open it")
+        }
+        return RasterDataset(handle: handle, path: name)
+    }
+
     /// For a server reading untrusted inputs, process-wide: GDAL never lists an input's directory
     /// nor probes for sidecars beside it (.ovr, .msk, .aux.xml, .RPB: the pipeline uses none of
     /// them, only the GeoTIFF's own pixels and nodata), and PROJ never downloads grids.
@@ -239,6 +250,23 @@ public final class RasterDataset {
     public func setProjection(wkt: String) throws {
         CPLErrorReset()
         guard GDALSetProjection(try openHandle(), wkt) == CE_None else { throw GDALError.last("\(path): cannot set CRS") }
+    }
+
+    /// The dataset's metadata in `domain` ("" the default, "SUBDATASETS", …) as KEY → value.
+    public func metadata(domain: String = "") -> [String: String] {
+        guard let handle, var entry = GDALGetMetadata(handle, domain) else { return [:] }
+        var items: [String: String] = [:]
+        while let item = entry.pointee {
+            let text = String(cString: item)
+            if let equals = text.firstIndex(of: "=") { items[String(text[..<equals])] = String(text[text.index(after: equals)...]) }
+            entry += 1
+        }
+        return items
+    }
+
+    /// One metadata item of a band (e.g. the SENTINEL2 driver's BANDNAME), nil when absent.
+    public func metadataItem(_ key: String, band index: Int) throws -> String? {
+        GDALGetMetadataItem(try band(index), key, nil).map { String(cString: $0) }
     }
 
     /// The band's nodata value, or nil when none is set.
