@@ -26,6 +26,11 @@ struct SegmentCommand: ParsableCommand {
         with --resume continues where it stopped and gives a mask identical to an uninterrupted run
         (with --output-dir, scenes already written are skipped).
 
+        IN may also be a Sentinel-2 L1C/L2A product (its .SAFE directory, its .zip, or its
+        MTD_MSIL1C/MTD_MSIL2A XML): the model's bands are read through GDAL's SENTINEL2 driver,
+        20 m bands repeated onto the 10 m grid, and the offset of baselines ≥ 04.00 removed; OUT
+        is on the 10 m grid. Or a folder or glob of band files (an HLS granule), see --band-file.
+
         --tiling vllm reproduces vLLM's terratorch_segmentation plugin instead: 512-pixel crops
         without overlap, resized to 448, argmax, nearest back (its masks, seams included).
 
@@ -39,7 +44,7 @@ struct SegmentCommand: ParsableCommand {
     @Argument(help: "Model directory or Hugging Face id.")
     var model: String
 
-    @Argument(help: "IN OUT, or with --output-dir one or more inputs (any GDAL-readable raster).")
+    @Argument(help: "IN OUT, or with --output-dir one or more inputs (a GDAL-readable raster, a Sentinel-2 SAFE/zip/MTD XML, or band files).")
     var paths: [String] = []
 
     @Option(help: "Write DIR/NAME.tif for every input (created if missing).")
@@ -116,7 +121,7 @@ struct SegmentCommand: ParsableCommand {
             }
         }
         if !bandFiles.isEmpty || cloudMask != nil {
-            guard outputDir == nil, paths.count == 2, BandStack.isBandFileInput(paths[0]) else {
+            guard outputDir == nil, paths.count == 2, BandStack.isBandFileInput(paths[0]), !Sentinel2Product.isProduct(paths[0]) else {
                 throw ValidationError("--band-file and --cloud-mask apply to one IN that is a directory or a glob of band files")
             }
             for item in bandFiles where !item.contains("=") { throw ValidationError("--band-file \(item) is not NAME=FILE") }
@@ -170,7 +175,10 @@ struct SegmentCommand: ParsableCommand {
         guard !all.isEmpty else { throw ValidationError("--inputs \(inputs ?? "") lists no input") }
         var seen: [String: String] = [:]
         return try all.map { input in
-            let name = (URL(fileURLWithPath: input).deletingPathExtension().lastPathComponent) + ".tif"
+            // A product's MTD XML is named for its product (the SAFE folder), not MTD_MSIL2A.
+            let url = URL(fileURLWithPath: input)
+            let named = url.pathExtension.lowercased() == "xml" && Sentinel2Product.isProduct(input) ? url.deletingLastPathComponent() : url
+            let name = named.deletingPathExtension().lastPathComponent + ".tif"
             if let other = seen[name] { throw ValidationError("\(other) and \(input) would both write \(outputDir)/\(name)") }
             seen[name] = input
             return (input, URL(fileURLWithPath: outputDir).appendingPathComponent(name).path)
@@ -228,10 +236,10 @@ struct SegmentCommand: ParsableCommand {
         }
         let single = outputDir == nil
         var stackFiles: [String] = []
-        if single, BandStack.isBandFileInput(scenes[0].input) {
+        if single, BandStack.isBandFileInput(scenes[0].input), !Sentinel2Product.isProduct(scenes[0].input) {
             // Band files become one VRT beside OUT (visible to workers as OUT is), kept until the run succeeds for --resume.
             let (input, output) = scenes[0]
-            let stack = URL(fileURLWithPath: output).deletingLastPathComponent().appendingPathComponent("." + URL(fileURLWithPath: output).lastPathComponent + ".stack.vrt").path
+            let stack = Self.stackPath(besides: output)
             let overrides = Dictionary(bandFiles.map { item -> (String, String) in
                 let parts = item.split(separator: "=", maxSplits: 1).map(String.init)
                 return (parts[0], parts[1])
@@ -246,6 +254,29 @@ struct SegmentCommand: ParsableCommand {
             }
             stackFiles = [stack, stack + ".valid.tif"]
             scenes[0].input = stack
+        }
+        // Sentinel-2 products become a VRT of the model's bands beside their OUT, like band files.
+        var unprepared: [Int32] = []
+        scenes = scenes.compactMap { scene in
+            guard Sentinel2Product.isProduct(scene.input) else { return scene }
+            let stack = Self.stackPath(besides: scene.output)
+            do {
+                let product = try Sentinel2Product.open(scene.input, modelBands: config.bands, warn: { logger.warning("\($0)") })
+                try product.writeVRT(at: stack)
+                logger.info("\(scene.input): \(product.summary)")
+            } catch {
+                let status = FileManager.default.fileExists(atPath: scene.input) ? ExitStatus.badInput : ExitStatus.noInput
+                if single { stop(error, status: status) }
+                logger.error("\(error)")
+                unprepared.append(status)
+                return nil
+            }
+            stackFiles.append(stack)
+            return (stack, scene.output)
+        }
+        if scenes.isEmpty, let status = unprepared.first {
+            session.finish(reason: "segment failed", status: status)
+            Foundation.exit(status)
         }
         if single, !FileManager.default.fileExists(atPath: scenes[0].input) {
             stop("\(scenes[0].input): no such file", status: ExitStatus.noInput)
@@ -269,9 +300,10 @@ struct SegmentCommand: ParsableCommand {
             let tiles = max(1, run.tilesComputed)
             logger.info("MPI tile traffic: \(traffic.sent) bytes sent, \(traffic.received) received (\(traffic.sent / tiles) and \(traffic.received / tiles) per computed tile)")
         }
-        let failed = statuses.filter { $0 != 0 }
+        let failed = unprepared + statuses.filter { $0 != 0 }
         if !single {
-            logger.info("\(scenes.count - failed.count) of \(scenes.count) scene(s) done in \(String(format: "%.1f", run.seconds)) s, \(run.tilesComputed) tiles computed\(failed.isEmpty ? "" : "; \(failed.count) failed")")
+            let total = scenes.count + unprepared.count
+            logger.info("\(total - failed.count) of \(total) scene(s) done in \(String(format: "%.1f", run.seconds)) s, \(run.tilesComputed) tiles computed\(failed.isEmpty ? "" : "; \(failed.count) failed")")
         }
         if let status = failed.first {
             session.finish(reason: "segment failed", status: status)
@@ -292,6 +324,13 @@ struct SegmentCommand: ParsableCommand {
 }
 
 extension SegmentCommand {
+    /// Where a derived input (band files or a product stacked into a VRT) lives: hidden beside
+    /// OUT, so workers see it wherever they see OUT, and kept until the run succeeds (for --resume).
+    static func stackPath(besides output: String) -> String {
+        let url = URL(fileURLWithPath: output)
+        return url.deletingLastPathComponent().appendingPathComponent("." + url.lastPathComponent + ".stack.vrt").path
+    }
+
     /// Why OUT cannot be written, found before any work: OUT resolving to IN (through `..`, a
     /// symlink at either path, or a relative path; the finished mask is renamed over OUT) or an
     /// existing directory. Nil when OUT may be written (its directory is checked later).
