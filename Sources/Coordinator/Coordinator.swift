@@ -18,7 +18,7 @@ struct Coordinator: AsyncParsableCommand {
         MODEL is a directory with config.json (vLLM/TerraTorch form) or config.yaml plus
         *.safetensors or a Lightning *.pt checkpoint, or a Hugging Face id (org/name).
         """,
-        subcommands: [SegmentCommand.self, ServeCommand.self, BenchCommand.self, WorldCommand.self, CreateModelCommand.self, CreateSceneCommand.self, CreateProductCommand.self, LoadTestCommand.self]
+        subcommands: [SegmentCommand.self, ServeCommand.self, BenchCommand.self, WorldCommand.self, CreateModelCommand.self, CreateSceneCommand.self, CreateProductCommand.self, ScoreCommand.self, QuicklookCommand.self, LoadTestCommand.self]
     )
 }
 
