@@ -9,8 +9,10 @@
 #   7. capacity: coordinator CPU per tile, tiles/s and MPI bytes per tile for both data paths
 #      (micro model, 6000² and 10980² scenes, 1 and 2 workers), a ceiling model, and 3 scenes in
 #      one job vs three jobs
+#   8. scores: the demo model (models/demo-water) on held-out generated scenes, water IoU against
+#      their ground truth for the default tiling, --tiling vllm, --stride 224 and other scales
 # PYTHON must point at an interpreter with terratorch installed for the references (skipped otherwise).
-# Usage: scripts/bench/run-benchmarks.sh [tile|scene|memory|scaling|serve|tiling|capacity|all]
+# Usage: scripts/bench/run-benchmarks.sh [tile|scene|memory|scaling|serve|tiling|capacity|scores|all]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 bin=.build/release
@@ -143,5 +145,26 @@ if [ "$what" = capacity ] || [ "$what" = all ]; then
         for k in 1 2 3; do cmp -s <(gdalinfo -checksum "$models/outputs/multi/scene-multi-$k.tif" | grep Checksum) \
                                   <(gdalinfo -checksum "$models/outputs/single-$k.tif" | grep Checksum) || same=no; done
         awk -v a="$start" -v b="$middle" -v c="$end" -v same="$same" 'BEGIN { printf "one job %.1f s, three jobs %.1f s (%.2f×); masks identical: %s\n", b - a, c - b, (b - a) / (c - b), same }'
+    done
+fi
+
+if [ "$what" = scores ] || [ "$what" = all ]; then
+    echo "== demo model on held-out scenes (1000×700, clouds 0.1): water IoU / precision / recall against the truth"
+    for seed in 7 3 5 9; do
+        scene=$models/heldout-$seed.tif truth=$models/heldout-$seed-truth.tif
+        [ -f "$truth" ] || "$bin/coordinator" create-scene "$scene" --landscape varied --seed $seed --clouds 0.1 \
+            --width 1000 --height 700 --truth "$truth" >/dev/null
+        for variant in "default" "--tiling vllm" "--stride 224" "--scale 1" "--scale 2"; do
+            flags=${variant#default}
+            # shellcheck disable=SC2086
+            "$bin/coordinator" segment models/demo-water "$scene" /tmp/bench-score.tif --quiet $flags >/dev/null 2>&1
+            echo "seed $seed $variant: $("$bin/coordinator" score /tmp/bench-score.tif "$truth" | grep '^water' | tr -s ' ')"
+        done
+        mpirun -np 1 "$bin/coordinator" segment models/demo-water "$scene" /tmp/bench-score-mpi.tif --quiet --threads 1 \
+            : -np 2 "$bin/tileworker" >/dev/null 2>&1
+        "$bin/coordinator" segment models/demo-water "$scene" /tmp/bench-score.tif --quiet >/dev/null 2>&1
+        gdal_translate -q /tmp/bench-score.tif /tmp/bench-score.raw -of ENVI && gdal_translate -q /tmp/bench-score-mpi.tif /tmp/bench-score-mpi.raw -of ENVI
+        cmp -s /tmp/bench-score.raw /tmp/bench-score-mpi.raw && echo "seed $seed: mpirun 1+2 workers mask identical to in-process" \
+            || echo "seed $seed: mpirun mask DIFFERS from in-process"
     done
 fi
