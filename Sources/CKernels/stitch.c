@@ -15,7 +15,8 @@
 CK_CLONES
 void ck_blend_row(float *restrict weight_sums, float *restrict sums, long plane_stride, const float *restrict logits,
                   long logit_plane, long classes, const float *restrict w, float wy, long n) {
-    for (long c = 0; c < n; c++) weight_sums[c] += wy * w[c];
+    if (weight_sums)
+        for (long c = 0; c < n; c++) weight_sums[c] += wy * w[c];
     for (long k = 0; k < classes; k++) {
         float *restrict dst = sums + k * plane_stride;
         const float *restrict src = logits + k * logit_plane;
@@ -31,6 +32,10 @@ void ck_and_bytes(uint8_t *restrict dst, const uint8_t *restrict src, long n) {
 CK_CLONES
 void ck_mask2(const float *restrict first, const float *restrict second, const float *restrict weight_sums,
               const uint8_t *restrict valid, uint8_t *restrict out, long n) {
+    if (!weight_sums) {
+        for (long p = 0; p < n; p++) out[p] = (uint8_t)(((valid[p] == 1) & (second[p] > first[p])) ? 255 : 0);
+        return;
+    }
     for (long p = 0; p < n; p++) {
         int water = (valid[p] == 1) & (weight_sums[p] > 0.0f) & (second[p] > first[p]);
         out[p] = (uint8_t)(water ? 255 : 0);

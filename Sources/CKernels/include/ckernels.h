@@ -18,11 +18,13 @@ void ck_layernorm(const float *x, long rows, long dim, const float *w, const flo
 #include <stdint.h>
 /// One source row of a tile into the stitcher's accumulators: weight_sums[c] += wy·w[c] and, for
 /// each class k, sums[k·plane_stride + c] += (wy·w[c])·logits[k·logit_plane + c], c < n.
+/// weight_sums may be NULL (masks: an argmax needs no normalisation).
 void ck_blend_row(float *weight_sums, float *sums, long plane_stride, const float *logits, long logit_plane, long classes,
                   const float *w, float wy, long n);
 /// dst[i] &= src[i].
 void ck_and_bytes(uint8_t *dst, const uint8_t *src, long n);
-/// Two-class mask: 255 where valid[p] == 1, weight_sums[p] > 0 and second[p] > first[p], else 0.
+/// Two-class mask: 255 where valid[p] == 1, weight_sums[p] > 0 and second[p] > first[p], else 0;
+/// weight_sums NULL: the weight condition is left out.
 void ck_mask2(const float *first, const float *second, const float *weight_sums, const uint8_t *valid, uint8_t *out, long n);
 
 #endif

@@ -39,6 +39,10 @@ public final class Stitcher {
     // copy-on-write and exclusivity checks, so they vectorise.
     private let sums: UnsafeMutablePointer<Float>
     private let weightSums: UnsafeMutablePointer<Float>
+    /// Masks skip Σw: an argmax needs no normalisation, and a valid pixel always lies in a
+    /// computed tile (a pixel covered only by all-nodata tiles is marked invalid), so the mask is
+    /// the same bit for bit with a quarter less memory traffic per blended tile.
+    private let accumulatesWeights: Bool
     private let valid: UnsafeMutablePointer<UInt8>
     private var pending: [Int: (logits: [Float]?, valid: [UInt8]?)] = [:]
     public private(set) var nextTile = 0
@@ -63,6 +67,7 @@ public final class Stitcher {
         self.sink = sink
         self.skipStripsThrough = skipStripsThrough
         let n = plan.window
+        accumulatesWeights = kind != .mask
         weights = (0..<n).map { i in
             let s = sin(Double.pi * (Double(i) + 0.5) / Double(n))
             return Float(s * s)
@@ -123,7 +128,7 @@ public final class Stitcher {
                 let w = w.baseAddress!
                 for row in 0..<s.height {
                     let accRow = (s.y + row - baseRow) * width + s.x
-                    ck_blend_row(weightSums + accRow, sums + accRow, capacity, l.baseAddress! + row * n, n * n, classes, w, w[row], s.width)
+                    ck_blend_row(accumulatesWeights ? weightSums + accRow : nil, sums + accRow, capacity, l.baseAddress! + row * n, n * n, classes, w, w[row], s.width)
                     if let tileValid {
                         tileValid.withUnsafeBufferPointer { ck_and_bytes(valid + accRow, $0.baseAddress! + row * s.width, s.width) }
                     }
@@ -156,9 +161,9 @@ public final class Stitcher {
                 let out = out.baseAddress!
                 if classes == 2 {
                     // The common case (water or not): 255 where class 1 wins.
-                    ck_mask2(sums, sums + capacity, weightSums, valid, out, pixels)
+                    ck_mask2(sums, sums + capacity, nil, valid, out, pixels)
                 } else {
-                    for p in 0..<pixels where valid[p] == 1 && weightSums[p] > 0 {
+                    for p in 0..<pixels where valid[p] == 1 {
                         var best = 0
                         for k in 1..<max(classes, 1) where sums[k * capacity + p] > sums[best * capacity + p] { best = k }
                         out[p] = Self.maskValue(classIndex: best, classes: classes)
@@ -192,8 +197,10 @@ public final class Stitcher {
             if keep > 0 { plane.update(from: plane + pixels, count: keep * width) }
             (plane + keep * width).update(repeating: 0, count: pixels)
         }
-        if keep > 0 { weightSums.update(from: weightSums + pixels, count: keep * width) }
-        (weightSums + keep * width).update(repeating: 0, count: pixels)
+        if accumulatesWeights {
+            if keep > 0 { weightSums.update(from: weightSums + pixels, count: keep * width) }
+            (weightSums + keep * width).update(repeating: 0, count: pixels)
+        }
         if keep > 0 { valid.update(from: valid + pixels, count: keep * width) }
         (valid + keep * width).update(repeating: 1, count: pixels)
         baseRow = end
