@@ -11,12 +11,17 @@ final class MPISession {
     /// Initialises MPI, checks that this process is rank 0, and greets every worker.
     init(logger: Logger, handshakeTimeout: Double) throws {
         self.logger = logger
+        // With workers this process never computes (it only schedules and blends), and OpenBLAS's
+        // pool would spin for its first ≈ 0.1 s: stopped before MPI_Init when Hydra's PMI_SIZE
+        // already tells, else right after. A singleton world computes in-process.
+        if Self.launchedWithWorkers { BLAS.stopIdlePool() }
         let world = try MPIWorld(required: .serialized)
         guard world.rank == 0 else {
             logger.critical("coordinator started as rank \(world.rank); it must be rank 0: mpirun -np 1 coordinator … : -np N tileworker")
             world.abort(code: ExitStatus.usage)
         }
         self.world = world
+        if world.size > 1 && !Self.launchedWithWorkers { BLAS.stopIdlePool() }
         if let problem = LaunchCheck.singletonProblem(worldSize: world.size) {
             logger.critical("\(problem)")
             world.finalize()
@@ -31,6 +36,9 @@ final class MPISession {
         let hosts = Set(workers.map(\.host))
         logger.info("MPI world: \(world.size) ranks (coordinator on \(world.processorName), \(workers.count) tile workers on \(hosts.count) host(s)), \(world.threadLevel)")
     }
+
+    /// Hydra (MPICH's mpirun) puts the world size in the environment before MPI_Init.
+    static var launchedWithWorkers: Bool { (ProcessInfo.processInfo.environment["PMI_SIZE"].flatMap { Int($0) } ?? 1) > 1 }
 
     /// Resolves MODEL (directory or Hugging Face id) and reads its config; warns about random weights.
     /// The weights themselves are mapped by whoever computes.

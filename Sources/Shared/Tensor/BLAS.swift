@@ -15,6 +15,12 @@ public enum BLAS {
         set { openblas_set_num_threads(Int32(max(1, newValue))) }
     }
 
+    /// Stops OpenBLAS's thread pool, whose threads spin on sched_yield after the library loads:
+    /// for a process that computes nothing (a coordinator with MPI workers). Not for a process
+    /// that will call BLAS later. Returns whether there was such a pool.
+    @discardableResult
+    public static func stopIdlePool() -> Bool { prithvi_blas_stop_pool() == 0 }
+
     /// OpenBLAS's build description (core type, threading).
     public static var configuration: String {
         guard let text = openblas_get_config() else { return "unknown" }
