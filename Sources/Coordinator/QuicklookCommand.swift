@@ -32,8 +32,8 @@ struct QuicklookCommand: ParsableCommand {
     var maxSide = 1200
 
     func validate() throws {
-        let parsed = bands.split(separator: ",").compactMap { Int($0) }
-        guard parsed.count == 3, parsed.allSatisfy({ $0 >= 1 }) else { throw ValidationError("--bands is three 1-based band numbers, e.g. 5,4,3") }
+        let parsed = bands.split(separator: ",", omittingEmptySubsequences: false).map { Int($0) }
+        guard parsed.count == 3, parsed.allSatisfy({ ($0 ?? 0) >= 1 }) else { throw ValidationError("--bands is three 1-based band numbers, e.g. 5,4,3") }
         guard maxSide >= 16 else { throw ValidationError("--max-side must be at least 16") }
         guard output.lowercased().hasSuffix(".png") else { throw ValidationError("\(output): a quicklook is a .png") }
     }

@@ -91,5 +91,10 @@ import TestSupport
             }
         }
         #expect(water > 1000 && tinted == water, "\(tinted) of \(water)")
+        for bad in [["--bands", "5,x,3"], ["--bands", "5,x,3,4"], ["--bands", "5,4"], ["--max-side", "4"]] {
+            let (code, message) = try runCommand(product("coordinator"), ["quicklook", Self.setup.scene, mask, png] + bad)
+            #expect(code == 64, "\(bad): \(message)")
+        }
+        #expect(try runCommand(product("coordinator"), ["quicklook", Self.setup.scene, mask, Self.setup.dir.file("q.jpg")]).status == 64)
     }
 }
