@@ -121,7 +121,7 @@ struct SegmentCommand: ParsableCommand {
             }
         }
         if !bandFiles.isEmpty || cloudMask != nil {
-            guard outputDir == nil, paths.count == 2, BandStack.isBandFileInput(paths[0]), !Sentinel2Product.isProduct(paths[0]) else {
+            guard outputDir == nil, paths.count == 2, BandStack.isBandFileInput(paths[0]) else {
                 throw ValidationError("--band-file and --cloud-mask apply to one IN that is a directory or a glob of band files")
             }
             for item in bandFiles where !item.contains("=") { throw ValidationError("--band-file \(item) is not NAME=FILE") }
@@ -236,7 +236,7 @@ struct SegmentCommand: ParsableCommand {
         }
         let single = outputDir == nil
         var stackFiles: [String] = []
-        if single, BandStack.isBandFileInput(scenes[0].input), !Sentinel2Product.isProduct(scenes[0].input) {
+        if single, BandStack.isBandFileInput(scenes[0].input) {
             // Band files become one VRT beside OUT (visible to workers as OUT is), kept until the run succeeds for --resume.
             let (input, output) = scenes[0]
             let stack = Self.stackPath(besides: output)

@@ -18,8 +18,10 @@ public enum BandStack {
     static let landsat = ["COASTAL_AEROSOL": "B01", "BLUE": "B02", "GREEN": "B03", "RED": "B04", "NIR_NARROW": "B05",
                           "SWIR_1": "B06", "SWIR_2": "B07", "CIRRUS": "B09", "THERMAL_1": "B10", "THERMAL_2": "B11"]
 
-    /// True when `input` names band files rather than one raster: a directory or a glob pattern.
+    /// True when `input` names band files rather than one raster: a directory or a glob pattern
+    /// (a Sentinel-2 product's SAFE folder is a product, not band files).
     public static func isBandFileInput(_ input: String) -> Bool {
+        if Sentinel2Product.isProduct(input) { return false }
         var isDirectory: ObjCBool = false
         if FileManager.default.fileExists(atPath: input, isDirectory: &isDirectory) { return isDirectory.boolValue }
         return input.contains("*") || input.contains("?") || input.contains("[")
