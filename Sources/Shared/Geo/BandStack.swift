@@ -111,11 +111,10 @@ public enum BandStack {
         if let cloudMask {
             let validPath = vrtPath + ".valid.tif"
             try writeValidity(cloudMask, width: width, height: height, to: validPath)
-            let escaped = validPath.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;")
             let maskBand = """
               <MaskBand>
                 <VRTRasterBand dataType="Byte">
-                  <SimpleSource><SourceFilename relativeToVRT="0">\(escaped)</SourceFilename><SourceBand>1</SourceBand></SimpleSource>
+                  <SimpleSource><SourceFilename relativeToVRT="0">\(VRTText.escape(validPath))</SourceFilename><SourceBand>1</SourceBand></SimpleSource>
                 </VRTRasterBand>
               </MaskBand>
             </VRTDataset>
@@ -123,9 +122,7 @@ public enum BandStack {
             guard let end = text.range(of: "</VRTDataset>", options: .backwards) else { throw Failure("\(staging): not a VRT") }
             text.replaceSubrange(end, with: maskBand)
         }
-        if (try? String(contentsOfFile: vrtPath, encoding: .utf8)) != text {
-            try text.write(toFile: vrtPath, atomically: true, encoding: .utf8)
-        }
+        try VRTText.write(text, to: vrtPath)
     }
 
     /// 255 where the cloud mask has none of the bits set (and is not its nodata), else 0.

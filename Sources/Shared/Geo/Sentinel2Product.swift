@@ -165,9 +165,7 @@ public struct Sentinel2Product: Sendable {
     /// The VRT XML: float32 bands in the model's order, NaN where the product holds 0 (no data),
     /// (DN + offset) × 10000 / quantification elsewhere — exact for every DN (float32 holds integers to 2^24).
     public func vrt() -> String {
-        func escape(_ text: String) -> String {
-            text.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;").replacingOccurrences(of: ">", with: "&gt;")
-        }
+        let escape = VRTText.escape
         let ratio = 10000 / quantification
         var xml = "<VRTDataset rasterXSize=\"\(width)\" rasterYSize=\"\(height)\">\n"
         xml += "  <SRS dataAxisToSRSAxisMapping=\"1,2\">\(escape(projectionWKT))</SRS>\n"
@@ -196,9 +194,7 @@ public struct Sentinel2Product: Sendable {
     /// Writes the VRT at `path`, rewriting it only when its content changes (so an interrupted
     /// run's journal, which fingerprints IN, still matches on resume).
     public func writeVRT(at path: String) throws {
-        let text = vrt()
-        guard (try? String(contentsOfFile: path, encoding: .utf8)) != text else { return }
-        do { try text.write(toFile: path, atomically: true, encoding: .utf8) } catch {
+        do { try VRTText.write(vrt(), to: path) } catch {
             throw Failure("\(path): cannot write the product's band stack: \(error.localizedDescription)")
         }
     }
