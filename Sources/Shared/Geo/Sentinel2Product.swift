@@ -50,20 +50,25 @@ public struct Sentinel2Product: Sendable {
         if exists, isDirectory.boolValue {
             return name.hasSuffix(".SAFE") || metadataFile(inDirectory: input) != nil
         }
-        if name.hasPrefix("MTD_MSIL1C") || name.hasPrefix("MTD_MSIL2A") || name.contains("_MTD_SAFL1C_") || name.contains("_MTD_SAFL2A_") {
-            return name.hasSuffix(".XML")
-        }
+        if isMetadataName(name) { return true }
         return name.hasSuffix(".ZIP") && name.hasPrefix("S2") && (name.contains("_MSIL1C_") || name.contains("_MSIL2A_"))
+    }
+
+    /// A product metadata file's name (compact MTD_MSIL1C/MTD_MSIL2A or the older …_MTD_SAFL1C_…).
+    static func isMetadataName(_ fileName: String) -> Bool {
+        let name = fileName.uppercased()
+        return name.hasSuffix(".XML") && (name.hasPrefix("MTD_MSIL1C") || name.hasPrefix("MTD_MSIL2A")
+            || name.contains("_MTD_SAFL1C_") || name.contains("_MTD_SAFL2A_"))
     }
 
     static func metadataFile(inDirectory directory: String) -> String? {
         guard let names = try? FileManager.default.contentsOfDirectory(atPath: directory) else { return nil }
-        let name = names.sorted().first { name in
-            let upper = name.uppercased()
-            return upper.hasSuffix(".XML") && (upper.hasPrefix("MTD_MSIL1C") || upper.hasPrefix("MTD_MSIL2A")
-                || upper.contains("_MTD_SAFL1C_") || upper.contains("_MTD_SAFL2A_"))
-        }
-        return name.map { URL(fileURLWithPath: directory).appendingPathComponent($0).path }
+        return names.sorted().first(where: isMetadataName).map { URL(fileURLWithPath: directory).appendingPathComponent($0).path }
+    }
+
+    /// Products of processing baseline 04.00 and later store DN + 1000 (a radiometric offset).
+    public static func hasReflectanceOffset(baseline: String) -> Bool {
+        baseline.compare("04.00", options: .numeric) != .orderedAscending
     }
 
     /// Opens the product and decides where each of `modelBands` (BLUE, NIR_NARROW, … or B02, B8A, …)
@@ -96,7 +101,7 @@ public struct Sentinel2Product: Sendable {
         }
         let characteristics = try Sentinel2Metadata(xml: xml)
         var offsets = characteristics.offsets
-        if offsets.isEmpty, baseline.compare("04.00", options: .numeric) != .orderedAscending {
+        if offsets.isEmpty, hasReflectanceOffset(baseline: baseline) {
             offsets = Dictionary(uniqueKeysWithValues: bandIDs.map { ($0, -1000) })
             warn("\(input): processing baseline \(baseline) but no RADIO_ADD_OFFSET/BOA_ADD_OFFSET list in \(URL(fileURLWithPath: xml).lastPathComponent); removing ESA's documented offset of −1000")
         }

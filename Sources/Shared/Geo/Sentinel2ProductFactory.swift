@@ -23,7 +23,7 @@ public enum Sentinel2ProductFactory {
     }
 
     /// The offset a product of `baseline` adds to every valid DN.
-    public static func offset(baseline: String) -> Int { baseline.compare("04.00", options: .numeric) == .orderedAscending ? 0 : 1000 }
+    public static func offset(baseline: String) -> Int { Sentinel2Product.hasReflectanceOffset(baseline: baseline) ? 1000 : 0 }
 
     static let tile = "T30SYJ", sensing = "20230823T105621", generated = "20230823T124759"
 
