@@ -252,14 +252,23 @@ public final class RasterDataset {
         guard GDALSetProjection(try openHandle(), wkt) == CE_None else { throw GDALError.last("\(path): cannot set CRS") }
     }
 
-    /// The dataset's metadata in `domain` ("" the default, "SUBDATASETS", …) as KEY → value.
-    public func metadata(domain: String = "") -> [String: String] {
-        guard let handle, var entry = GDALGetMetadata(handle, domain) else { return [:] }
-        var items: [String: String] = [:]
+    /// The dataset's metadata in `domain` ("" the default, "SUBDATASETS", "RPC", …) as GDAL holds
+    /// it: KEY=VALUE lines in its order.
+    public func metadataLines(domain: String = "") -> [String] {
+        guard let handle, var entry = GDALGetMetadata(handle, domain) else { return [] }
+        var lines: [String] = []
         while let item = entry.pointee {
-            let text = String(cString: item)
-            if let equals = text.firstIndex(of: "=") { items[String(text[..<equals])] = String(text[text.index(after: equals)...]) }
+            lines.append(String(cString: item))
             entry += 1
+        }
+        return lines
+    }
+
+    /// The dataset's metadata in `domain` as KEY → value.
+    public func metadata(domain: String = "") -> [String: String] {
+        var items: [String: String] = [:]
+        for line in metadataLines(domain: domain) {
+            if let equals = line.firstIndex(of: "=") { items[String(line[..<equals])] = String(line[line.index(after: equals)...]) }
         }
         return items
     }

@@ -123,12 +123,7 @@ extension RasterDataset {
             }
             if let wkt = GDALGetGCPProjection(handle).map({ String(cString: $0) }), !wkt.isEmpty { result.gcpProjectionWKT = wkt }
         }
-        if var entry = GDALGetMetadata(handle, "RPC") {
-            while let item = entry.pointee {
-                result.rpc.append(String(cString: item))
-                entry += 1
-            }
-        }
+        result.rpc = metadataLines(domain: "RPC")
         return result
     }
 
