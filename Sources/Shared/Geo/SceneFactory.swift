@@ -90,9 +90,8 @@ public enum SceneFactory {
                     // Texture from a cheap hash so neighbouring pixels differ.
                     let texture = Float(hash(UInt64(y) &* 0x1F123BB5 ^ UInt64(x) &* 0x5F356495 ^ spec.seed) % 1000) / 1000 - 0.5
                     if let landscape {
-                        let pixel = landscape.pixel(x: x, y: y)
-                        let values = [pixel.values.0, pixel.values.1, pixel.values.2, pixel.values.3, pixel.values.4, pixel.values.5]
-                        for (b, band) in modelBandIndices(spec.bands).enumerated() { strips[band][p] = values[b] }
+                        let pixel = landscape.pixel(x: x, y: y, texture: texture)
+                        for (b, band) in modelBandIndices(spec.bands).enumerated() { strips[band][p] = pixel.values[b] }
                         if !truth.isEmpty { truth[p] = pixel.truth }
                     } else {
                         let distance = riverDistance(x: Double(x), y: Double(y), spec: spec)

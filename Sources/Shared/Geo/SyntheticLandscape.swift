@@ -5,10 +5,9 @@ import Foundation
 /// few lakes of varied turbidity, optional clouds. Every seed gives another landscape; the same
 /// seed always the same one. Values are the six model bands in DN (reflectance × 10000).
 struct SyntheticLandscape {
-    /// What one pixel is: its six band values and its truth class.
+    /// What one pixel is: its six band values and its truth (`SceneFactory.Truth`; unknown under a cloud).
     struct Pixel {
-        var values: (Float, Float, Float, Float, Float, Float)
-        /// 1 land, 2 water, 0 unknown (under a cloud).
+        var values: [Float]
         var truth: UInt8
     }
 
@@ -96,7 +95,8 @@ struct SyntheticLandscape {
         return (wet, turbidity)
     }
 
-    func pixel(x: Int, y: Int) -> Pixel {
+    /// `texture` in −0.5…0.5: the scene's per-pixel hash noise, shared with the bands the model does not use.
+    func pixel(x: Int, y: Int, texture: Float) -> Pixel {
         let fx = Double(x), fy = Double(y)
         // Land cover: the cover whose noise field is highest.
         var best = 0, bestScore = -1.0
@@ -105,7 +105,6 @@ struct SyntheticLandscape {
             if score > bestScore { bestScore = score; best = cover }
         }
         let brightness = Float(0.88 + 0.24 * noise(fx, fy, cell: 31, salt: 77))
-        let texture = Float(SceneFactory.hash(UInt64(y) &* 0x1F123BB5 ^ UInt64(x) &* 0x5F356495 ^ seed) % 1000) / 1000 - 0.5
         let (wet, turbidity) = water(fx, fy)
         var alpha = 0.0
         if cloudCover > 0 {
@@ -114,14 +113,13 @@ struct SyntheticLandscape {
             let field = fractal(fx, fy, cell: 90, salt: 999)
             alpha = min(1, max(0, (field - (0.5 + (0.5 - cloudCover) * 0.8)) / 0.06))
         }
-        var v = [Float](repeating: 0, count: 6)
-        for b in 0..<6 {
+        let values = (0..<6).map { b -> Float in
             let land = Self.covers[best][b] * brightness
             let waterValue = Self.clearWater[b] * Float(1 - turbidity) + Self.turbidWater[b] * Float(turbidity)
             let surface = Float(wet) * waterValue + Float(1 - wet) * land + texture * 60
-            v[b] = max(1, (Float(alpha) * Self.cloud[b] + Float(1 - alpha) * surface).rounded())
+            return max(1, (Float(alpha) * Self.cloud[b] + Float(1 - alpha) * surface).rounded())
         }
-        let truth: UInt8 = alpha > 0.2 ? 0 : (wet >= 0.5 ? 2 : 1)
-        return Pixel(values: (v[0], v[1], v[2], v[3], v[4], v[5]), truth: truth)
+        let truth = alpha > 0.2 ? SceneFactory.Truth.unknown : wet >= 0.5 ? SceneFactory.Truth.water : SceneFactory.Truth.land
+        return Pixel(values: values, truth: truth)
     }
 }
