@@ -21,7 +21,7 @@ final class MPISession {
             world.abort(code: ExitStatus.usage)
         }
         self.world = world
-        if world.size > 1 && !Self.launchedWithWorkers { BLAS.stopIdlePool() }
+        if world.size > 1 { BLAS.stopIdlePool() }  // other launchers; a second stop returns at once
         if let problem = LaunchCheck.singletonProblem(worldSize: world.size) {
             logger.critical("\(problem)")
             world.finalize()

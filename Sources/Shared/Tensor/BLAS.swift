@@ -17,7 +17,7 @@ public enum BLAS {
 
     /// Stops OpenBLAS's thread pool, whose threads spin on sched_yield after the library loads:
     /// for a process that computes nothing (a coordinator with MPI workers). Not for a process
-    /// that will call BLAS later. Returns whether there was such a pool.
+    /// that will call BLAS later. Returns false when this OpenBLAS has no pool to stop.
     @discardableResult
     public static func stopIdlePool() -> Bool { prithvi_blas_stop_pool() == 0 }
 
