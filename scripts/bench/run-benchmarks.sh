@@ -23,6 +23,11 @@ mkdir -p "$models"
 [ -f "$models/prithvi-300m/model.safetensors" ] || "$bin/coordinator" create-model "$models/prithvi-300m" --preset sen1floods11-300m
 [ -f "$models/scene-1000x700.tif" ] || "$bin/coordinator" create-scene "$models/scene-1000x700.tif" --width 1000 --height 700
 has_reference() { [ -n "$python" ] && "$python" -c "import terratorch" 2>/dev/null; }
+# Whether two rasters hold the same pixels: both decoded to raw bytes and compared.
+same_pixels() {
+    gdal_translate -q -of ENVI "$1" /tmp/bench-same-a.raw && gdal_translate -q -of ENVI "$2" /tmp/bench-same-b.raw \
+        && cmp -s /tmp/bench-same-a.raw /tmp/bench-same-b.raw
+}
 
 if [ "$what" = tile ] || [ "$what" = all ]; then
     echo "== one 224×224 tile, full-size model, 2 threads (median of 5 passes; two alternating rounds)"
@@ -142,8 +147,7 @@ if [ "$what" = capacity ] || [ "$what" = all ]; then
         done
         end=$(date +%s.%N)
         same=yes
-        for k in 1 2 3; do cmp -s <(gdalinfo -checksum "$models/outputs/multi/scene-multi-$k.tif" | grep Checksum) \
-                                  <(gdalinfo -checksum "$models/outputs/single-$k.tif" | grep Checksum) || same=no; done
+        for k in 1 2 3; do same_pixels "$models/outputs/multi/scene-multi-$k.tif" "$models/outputs/single-$k.tif" || same=no; done
         awk -v a="$start" -v b="$middle" -v c="$end" -v same="$same" 'BEGIN { printf "one job %.1f s, three jobs %.1f s (%.2f×); masks identical: %s\n", b - a, c - b, (b - a) / (c - b), same }'
     done
 fi
@@ -155,16 +159,14 @@ if [ "$what" = scores ] || [ "$what" = all ]; then
         [ -f "$truth" ] || "$bin/coordinator" create-scene "$scene" --landscape varied --seed $seed --clouds 0.1 \
             --width 1000 --height 700 --truth "$truth" >/dev/null
         for variant in "default" "--tiling vllm" "--stride 224" "--scale 1" "--scale 2"; do
-            flags=${variant#default}
+            flags=${variant#default} out=/tmp/bench-score-${variant//[ -]/}.tif
             # shellcheck disable=SC2086
-            "$bin/coordinator" segment models/demo-water "$scene" /tmp/bench-score.tif --quiet $flags >/dev/null 2>&1
-            echo "seed $seed $variant: $("$bin/coordinator" score /tmp/bench-score.tif "$truth" | grep '^water' | tr -s ' ')"
+            "$bin/coordinator" segment models/demo-water "$scene" "$out" --quiet $flags >/dev/null 2>&1
+            echo "seed $seed $variant: $("$bin/coordinator" score "$out" "$truth" | grep '^water' | tr -s ' ')"
         done
         mpirun -np 1 "$bin/coordinator" segment models/demo-water "$scene" /tmp/bench-score-mpi.tif --quiet --threads 1 \
             : -np 2 "$bin/tileworker" >/dev/null 2>&1
-        "$bin/coordinator" segment models/demo-water "$scene" /tmp/bench-score.tif --quiet >/dev/null 2>&1
-        gdal_translate -q /tmp/bench-score.tif /tmp/bench-score.raw -of ENVI && gdal_translate -q /tmp/bench-score-mpi.tif /tmp/bench-score-mpi.raw -of ENVI
-        cmp -s /tmp/bench-score.raw /tmp/bench-score-mpi.raw && echo "seed $seed: mpirun 1+2 workers mask identical to in-process" \
+        same_pixels /tmp/bench-score-default.tif /tmp/bench-score-mpi.tif && echo "seed $seed: mpirun 1+2 workers mask identical to in-process" \
             || echo "seed $seed: mpirun mask DIFFERS from in-process"
     done
 fi
