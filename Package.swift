@@ -6,7 +6,6 @@ let package = Package(
     name: "PrithviMPI",
     platforms: [.macOS(.v13)],
     products: [
-        .library(name: "Shared", targets: ["Shared"]),
         .executable(name: "coordinator", targets: ["Coordinator"]),
         .executable(name: "tileworker", targets: ["TileWorker"]),
     ],
@@ -26,19 +25,29 @@ let package = Package(
         .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
         // Vectorised elementwise kernels (exp, erf, GELU, softmax, LayerNorm) with an AVX2+FMA clone.
         .target(name: "CKernels"),
-        .target(
-            name: "Shared",
-            dependencies: [
-                "CMPICH", "CGDAL", "COpenBLAS", "CCurl", "CKernels",
-                .product(name: "Logging", package: "swift-log"),
-                .product(name: "Yams", package: "Yams"),
-                .product(name: "Metrics", package: "swift-metrics"),
-            ]
-        ),
+        // The library in layers, each depending only on those before it (the compiler enforces the
+        // direction): Support → Tensor → {Model, Geo} → Pipeline → {MPITransport, Serving}.
+        .target(name: "Support", dependencies: ["CCurl", .product(name: "Logging", package: "swift-log")]),
+        .target(name: "Tensor", dependencies: ["Support", "COpenBLAS", "CKernels"]),
+        .target(name: "Model", dependencies: [
+            "Tensor", "Support",
+            .product(name: "Logging", package: "swift-log"), .product(name: "Yams", package: "Yams"),
+        ]),
+        .target(name: "Geo", dependencies: ["Tensor", "Support", "CGDAL", "CKernels"]),
+        .target(name: "Pipeline", dependencies: [
+            "Model", "Geo", "Tensor", "Support", .product(name: "Logging", package: "swift-log"),
+        ]),
+        .target(name: "MPITransport", dependencies: [
+            "Pipeline", "Model", "Geo", "Tensor", "Support", "CMPICH", .product(name: "Logging", package: "swift-log"),
+        ]),
+        .target(name: "Serving", dependencies: [
+            "Pipeline", "Model", "Geo", "Support",
+            .product(name: "Logging", package: "swift-log"), .product(name: "Metrics", package: "swift-metrics"),
+        ]),
         .executableTarget(
             name: "Coordinator",
             dependencies: [
-                "Shared",
+                "Support", "Tensor", "Model", "Geo", "Pipeline", "MPITransport", "Serving",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Hummingbird", package: "hummingbird"),
@@ -50,12 +59,12 @@ let package = Package(
         .executableTarget(
             name: "TileWorker",
             dependencies: [
-                "Shared",
+                "MPITransport", "Pipeline", "Model", "Support",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .target(name: "TestSupport", path: "Tests/TestSupport"),
-        .testTarget(name: "SharedTests", dependencies: ["Shared", "TestSupport"]),
-        .testTarget(name: "IntegrationTests", dependencies: ["Shared", "TestSupport"]),
+        .testTarget(name: "SharedTests", dependencies: ["Support", "Tensor", "Model", "Geo", "Pipeline", "MPITransport", "Serving", "TestSupport"]),
+        .testTarget(name: "IntegrationTests", dependencies: ["Support", "Tensor", "Model", "Geo", "Pipeline", "MPITransport", "Serving", "TestSupport"]),
     ]
 )

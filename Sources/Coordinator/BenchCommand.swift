@@ -1,7 +1,9 @@
 import ArgumentParser
 import Foundation
 import Logging
-import Shared
+import Model
+import Support
+import Tensor
 
 struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(

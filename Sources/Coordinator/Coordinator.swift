@@ -1,7 +1,7 @@
 import ArgumentParser
 import Foundation
 import Logging
-import Shared
+import Pipeline
 
 @main
 struct Coordinator: AsyncParsableCommand {

@@ -1,7 +1,8 @@
 import ArgumentParser
 import Foundation
 import Logging
-import Shared
+import Model
+import Support
 
 struct CreateModelCommand: ParsableCommand {
     static let configuration = CommandConfiguration(

@@ -1,7 +1,8 @@
 import ArgumentParser
 import Foundation
+import Geo
 import Logging
-import Shared
+import Support
 
 extension Sentinel2ProductFactory.Level: ExpressibleByArgument {
     public init?(argument: String) { self.init(rawValue: argument.uppercased()) }

@@ -1,7 +1,8 @@
 import ArgumentParser
 import Foundation
+import Geo
 import Logging
-import Shared
+import Support
 
 struct CreateSceneCommand: ParsableCommand {
     static let configuration = CommandConfiguration(

@@ -6,7 +6,7 @@ import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTPTypes
 import Prometheus
-import Shared
+import Serving
 
 /// The HTTP face of `serve`: vLLM's routes on Hummingbird, each a thin adapter to the framework-
 /// free `PoolingService` (Shared/Serving), which holds the behaviour and its tests.

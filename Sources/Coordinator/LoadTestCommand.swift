@@ -1,9 +1,9 @@
 import ArgumentParser
 import Foundation
 import Logging
-import Shared
 #if canImport(FoundationNetworking)
 import FoundationNetworking
+import Support
 #endif
 
 struct LoadTestCommand: AsyncParsableCommand {

@@ -1,6 +1,9 @@
 import Foundation
 import Logging
-import Shared
+import MPITransport
+import Model
+import Pipeline
+import Tensor
 
 /// The coordinator's side of an MPI job: initialisation, the worker handshake, and a clean end.
 final class MPISession {

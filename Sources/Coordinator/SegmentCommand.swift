@@ -1,7 +1,11 @@
 import ArgumentParser
 import Foundation
+import Geo
 import Logging
-import Shared
+import Model
+import Pipeline
+import Support
+import Tensor
 
 struct SegmentCommand: ParsableCommand {
     static let configuration = CommandConfiguration(

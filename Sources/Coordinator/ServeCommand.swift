@@ -1,11 +1,16 @@
 import ArgumentParser
 import Foundation
+import Geo
 import Hummingbird
 import Logging
 import Metrics
+import Model
 import NIOCore
+import Pipeline
 import Prometheus
-import Shared
+import Serving
+import Support
+import Tensor
 
 struct ServeCommand: ParsableCommand {
     static let configuration = CommandConfiguration(

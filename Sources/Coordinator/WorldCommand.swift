@@ -1,7 +1,9 @@
 import ArgumentParser
 import Foundation
 import Logging
-import Shared
+import MPITransport
+import Support
+import Tensor
 
 struct WorldCommand: ParsableCommand {
     static let configuration = CommandConfiguration(

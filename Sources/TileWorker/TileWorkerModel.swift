@@ -1,5 +1,7 @@
 import Foundation
-import Shared
+import MPITransport
+import Model
+import Pipeline
 
 /// Loads the model the coordinator names at setup; the weights are mapped, not copied.
 enum TileWorkerModel {

@@ -1,6 +1,7 @@
 import Foundation
 import Logging
-import Shared
+import MPITransport
+import Support
 
 // A tile worker: every MPI rank but 0 under
 //   mpirun -np 1 coordinator … : -np N tileworker

@@ -1,7 +1,7 @@
 import Foundation
-import Shared
-import Testing
+import Geo
 import TestSupport
+import Testing
 
 /// Band-per-file inputs: HLS S30 and L30 granules (one GeoTIFF per band, plus Fmask and bands the
 /// model does not take) made from the 6-band test scene with gdal_translate. A directory, a glob or

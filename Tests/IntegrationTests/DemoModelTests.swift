@@ -1,7 +1,7 @@
 import Foundation
-import Shared
-import Testing
+import Geo
 import TestSupport
+import Testing
 
 /// The trained demo model (models/demo-water, scripts/train_demo_model.py) on a held-out
 /// generated scene: masks scored against the scene's ground truth. The first end-to-end check

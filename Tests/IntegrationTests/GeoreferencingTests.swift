@@ -1,7 +1,7 @@
 import Foundation
-import Shared
-import Testing
+import Geo
 import TestSupport
+import Testing
 
 /// Scenes placed on the ground by other means than a north-up geotransform: GCPs (Sentinel-1 GRD,
 /// unprojected L1 products), RPCs (in a `_RPC.TXT` sidecar or embedded in the TIFF), a rotated

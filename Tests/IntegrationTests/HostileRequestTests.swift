@@ -1,9 +1,10 @@
 import Foundation
-import Shared
-import Testing
 import TestSupport
+import Testing
 #if canImport(FoundationNetworking)
 import FoundationNetworking
+import Geo
+import Support
 #endif
 
 /// `serve` against clients that misbehave, over real loopback HTTP: requests too big for the

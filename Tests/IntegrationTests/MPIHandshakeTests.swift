@@ -1,6 +1,6 @@
 import Foundation
-import Testing
 import TestSupport
+import Testing
 
 /// Real mpirun, real processes: one coordinator and two tile workers.
 @Suite(.serialized) struct MPIHandshakeTests {

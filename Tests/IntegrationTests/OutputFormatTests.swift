@@ -1,7 +1,7 @@
 import Foundation
-import Shared
-import Testing
+import Geo
 import TestSupport
+import Testing
 
 /// `--format cog`: GDAL's COG driver writes the finished output (tiles, overviews, IFDs first) with
 /// the same pixels, georeferencing and nodata as the GeoTIFF, in-process and under mpirun; creation

@@ -1,7 +1,8 @@
 import Foundation
-import Shared
-import Testing
+import Geo
+import Pipeline
 import TestSupport
+import Testing
 
 /// `--tiling vllm` against the vLLM terratorch_segmentation plugin's own steps, run with TerraTorch
 /// (scripts/fixtures/make_plugin_fixtures.py → Tests/Fixtures/plugin), and per-request selection.

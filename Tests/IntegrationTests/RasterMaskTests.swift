@@ -1,7 +1,7 @@
 import Foundation
-import Shared
-import Testing
+import Geo
 import TestSupport
+import Testing
 
 /// GDAL validity masks count as nodata: an internal mask, a `.msk` sidecar and an alpha band each
 /// give NaN logits and 0 in the mask exactly where GDAL's mask is 0 — in-process, and under mpirun

@@ -1,7 +1,9 @@
 import Foundation
-import Shared
-import Testing
+import Geo
+import Model
+import Pipeline
 import TestSupport
+import Testing
 
 /// Failures lose nothing: a worker killed mid-job stops the job quickly with the rank named,
 /// no file appears at the output path, and `--resume` finishes with the uninterrupted mask.

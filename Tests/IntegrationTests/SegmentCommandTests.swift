@@ -1,7 +1,9 @@
 import Foundation
-import Shared
-import Testing
+import Geo
+import Model
+import Tensor
 import TestSupport
+import Testing
 
 /// `coordinator segment` end to end: real GDAL files, real mpirun with 1–3 workers.
 @Suite(.serialized) struct SegmentCommandTests {

@@ -1,7 +1,7 @@
 import Foundation
-import Shared
-import Testing
+import Geo
 import TestSupport
+import Testing
 
 /// Sentinel-2 products as IN: generated L1C and L2A products (SAFE directory, zip, MTD XML;
 /// baseline 05.09 with the −1000 offset and 03.01 without) give bit for bit the logits and the

@@ -1,7 +1,7 @@
 import Foundation
-import Shared
-import Testing
+import Geo
 import TestSupport
+import Testing
 
 /// `--vector`: the finished mask's water as polygons (GeoPackage, FlatGeobuf, GeoJSON) in the
 /// mask's CRS; `ogrinfo` reads them back, and their areas add up to the mask's water pixels

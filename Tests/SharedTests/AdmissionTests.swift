@@ -1,7 +1,10 @@
 import Foundation
-import Shared
-import Testing
+import Model
+import Pipeline
+import Serving
+import Support
 import TestSupport
+import Testing
 
 /// The admission state machine without a server, and its async driver with real tasks.
 struct AdmissionTests {

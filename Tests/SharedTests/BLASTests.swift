@@ -1,4 +1,4 @@
-import Shared
+import Tensor
 import Testing
 
 @Suite struct BLASTests {

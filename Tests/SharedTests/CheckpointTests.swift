@@ -1,7 +1,7 @@
 import Foundation
-import Shared
-import Testing
+import Model
 import TestSupport
+import Testing
 
 // Fixtures come from scripts/fixtures/make_checkpoint_fixtures.py; expected.json holds, per file, the
 // tensor names in order, their stored dtype, shape and every value converted to float32 by torch.

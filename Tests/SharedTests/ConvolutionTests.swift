@@ -1,7 +1,7 @@
 import Foundation
-import Shared
-import Testing
+import Tensor
 import TestSupport
+import Testing
 
 /// Convolutions on channels-last maps against direct loops over PyTorch-layout weights.
 @Suite struct ConvolutionTests {

@@ -1,7 +1,7 @@
 import Foundation
-import Shared
-import Testing
+import Support
 import TestSupport
+import Testing
 
 @Suite struct CurlTests {
     static let server: LoopbackHTTPServer = {

@@ -1,4 +1,4 @@
-import Shared
+import Pipeline
 import Testing
 
 /// The engine's decisions, driven without MPI, GDAL or threads.

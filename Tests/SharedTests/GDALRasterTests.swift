@@ -1,7 +1,9 @@
 import Foundation
-import Shared
-import Testing
+import Geo
+import Model
+import Pipeline
 import TestSupport
+import Testing
 
 @Suite struct GDALRasterTests {
     static let transform = GeoTransform([399_960, 10, 0, 4_500_000, 0, -10])

@@ -1,5 +1,5 @@
 import Foundation
-import Shared
+import Geo
 import Testing
 
 /// The warning names exactly what is missing and what the output keeps, for each incomplete kind

@@ -1,7 +1,7 @@
 import Foundation
-import Shared
-import Testing
+import Geo
 import TestSupport
+import Testing
 
 /// `MaskScore` from histograms with known answers, and on rasters the test writes.
 struct MaskScoreTests {

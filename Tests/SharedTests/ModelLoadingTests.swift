@@ -1,7 +1,8 @@
 import Foundation
-import Shared
-import Testing
+import Model
+import Tensor
 import TestSupport
+import Testing
 
 /// Model directories that cannot run fail with one clear message each.
 @Suite struct ModelLoadingTests {

@@ -1,7 +1,8 @@
 import Foundation
-import Shared
-import Testing
+import Model
+import Tensor
 import TestSupport
+import Testing
 
 /// The forward pass against TerraTorch, stage by stage, on the committed fixtures
 /// (scripts/fixtures/make_parity_fixtures.py; Tests/Fixtures/parity/README.md).

@@ -1,7 +1,7 @@
 import Foundation
-import Shared
-import Testing
+import Tensor
 import TestSupport
+import Testing
 
 /// Golden values from PyTorch 2.15 `F.interpolate` / `F.pad` on small maps.
 @Suite struct ResamplingTests {

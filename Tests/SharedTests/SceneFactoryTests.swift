@@ -1,7 +1,7 @@
 import Foundation
-import Shared
-import Testing
+import Geo
 import TestSupport
+import Testing
 
 /// Generated scenes and their ground truth: the truth is where the scene's water is, seeds give
 /// other landscapes, unknown pixels are the nodata edge and the clouds.

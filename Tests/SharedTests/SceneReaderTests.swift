@@ -1,7 +1,7 @@
 import Foundation
-import Shared
-import Testing
+import Geo
 import TestSupport
+import Testing
 
 /// Reading model tiles from the raster layouts and types Sentinel-2 products come in.
 @Suite struct SceneReaderTests {

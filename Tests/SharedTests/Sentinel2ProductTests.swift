@@ -1,7 +1,7 @@
 import Foundation
-import Shared
-import Testing
+import Geo
 import TestSupport
+import Testing
 
 /// The product reader's pure parts: band names, subdataset names, what counts as a product, and
 /// the offsets and quantification read from the product XML (L1C and L2A forms).

@@ -1,7 +1,10 @@
 import Foundation
-import Shared
-import Testing
+import Geo
+import Pipeline
+import Serving
+import Support
 import TestSupport
+import Testing
 
 /// The /pooling request rules without a socket: parsing, ids, where inputs and outputs may be.
 @Suite struct PoolingRequestTests {

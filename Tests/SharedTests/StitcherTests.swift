@@ -1,7 +1,7 @@
 import Foundation
-import Shared
-import Testing
+import Geo
 import TestSupport
+import Testing
 
 @Suite struct StitcherTests {
     /// Collects emitted strips into full planar images.

@@ -1,4 +1,5 @@
-import Shared
+import Geo
+import Pipeline
 import Testing
 
 @Suite struct TilePlanTests {

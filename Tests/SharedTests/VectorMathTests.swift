@@ -1,7 +1,7 @@
 import Foundation
-import Shared
-import Testing
+import Tensor
 import TestSupport
+import Testing
 
 @Suite struct VectorMathTests {
     @Test func expMatchesLibmAcrossItsRange() {

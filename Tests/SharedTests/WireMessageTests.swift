@@ -1,5 +1,7 @@
 import Foundation
-import Shared
+import Geo
+import MPITransport
+import Pipeline
 import Testing
 
 @Suite struct WireMessageTests {
