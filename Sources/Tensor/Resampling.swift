@@ -32,6 +32,20 @@ public enum Resampling {
         let ld = dstStride ?? channels
         let rows = linearTaps(inSize: inHeight, outSize: outHeight, alignCorners: alignCorners)
         let cols = linearTaps(inSize: inWidth, outSize: outWidth, alignCorners: alignCorners)
+        if channels == 1 && ld == 1 {
+            // One plane (logits or bands resampled plane by plane, from other modules that cannot
+            // inline this function): the general loop's scalar tail, without its per-pixel setup.
+            cols.withUnsafeBufferPointer { cols in
+                for (oy, (y0, y1, wy0, wy1)) in rows.enumerated() {
+                    let r0 = src + y0 * inWidth, r1 = src + y1 * inWidth, out = dst + oy * outWidth
+                    for ox in 0..<outWidth {
+                        let (x0, x1, wx0, wx1) = cols[ox]
+                        out[ox] = wy0 * wx0 * r0[x0] + wy0 * wx1 * r0[x1] + wy1 * wx0 * r1[x0] + wy1 * wx1 * r1[x1]
+                    }
+                }
+            }
+            return
+        }
         for (oy, (y0, y1, wy0, wy1)) in rows.enumerated() {
             for (ox, (x0, x1, wx0, wx1)) in cols.enumerated() {
                 let out = dst + (oy * outWidth + ox) * ld

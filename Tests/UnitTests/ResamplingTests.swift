@@ -40,6 +40,17 @@ import Testing
         #expect(maxAbsoluteError(Self.resize("bilinear", 2, 2, alignCorners: false), [0.78125, 3.21875, 0.59375, 0.21875]) < 1e-6)
     }
 
+    @Test func onePlaneRoundsAsTheGeneralLoop() {
+        // The one-plane path must give the general loop's bits (workers and the coordinator mix them).
+        var random = SeededRandom(seed: 4)
+        let plane = random.array(37 * 37)
+        var alone = [Float](repeating: 0, count: 224 * 224), interleaved = [Float](repeating: 0, count: 3 * 224 * 224)
+        Resampling.bilinear(plane, inHeight: 37, inWidth: 37, channels: 1, into: &alone, outHeight: 224, outWidth: 224, alignCorners: false)
+        let three = plane.flatMap { [$0, -$0, 2 * $0] }
+        Resampling.bilinear(three, inHeight: 37, inWidth: 37, channels: 3, into: &interleaved, outHeight: 224, outWidth: 224, alignCorners: false)
+        #expect(alone == stride(from: 0, to: interleaved.count, by: 3).map { interleaved[$0] })
+    }
+
     @Test func bilinearToPlanarMatchesChannelsLast() {
         var random = SeededRandom(seed: 9)
         let c = 3
