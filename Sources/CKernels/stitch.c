@@ -30,14 +30,6 @@ void ck_and_bytes(uint8_t *restrict dst, const uint8_t *restrict src, long n) {
 }
 
 CK_CLONES
-void ck_mask2(const float *restrict first, const float *restrict second, const float *restrict weight_sums,
-              const uint8_t *restrict valid, uint8_t *restrict out, long n) {
-    if (!weight_sums) {
-        for (long p = 0; p < n; p++) out[p] = (uint8_t)(((valid[p] == 1) & (second[p] > first[p])) ? 255 : 0);
-        return;
-    }
-    for (long p = 0; p < n; p++) {
-        int water = (valid[p] == 1) & (weight_sums[p] > 0.0f) & (second[p] > first[p]);
-        out[p] = (uint8_t)(water ? 255 : 0);
-    }
+void ck_mask_margin(const float *restrict margins, const uint8_t *restrict valid, uint8_t *restrict out, long n) {
+    for (long p = 0; p < n; p++) out[p] = (uint8_t)(((valid[p] == 1) & (margins[p] > 0.0f)) ? 255 : 0);
 }

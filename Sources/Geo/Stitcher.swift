@@ -44,6 +44,11 @@ public final class Stitcher {
     /// the same bit for bit with a quarter less memory traffic per blended tile.
     private let accumulatesWeights: Bool
     private let valid: UnsafeMutablePointer<UInt8>
+    /// Two-class masks blended from class margins (l₁ − l₀, one plane per tile): the mask is
+    /// the sign of Σw·margin. Half the accumulators and half the bytes per tile of two planes.
+    public let blendsMargins: Bool
+    /// Planes accumulated per pixel: 1 for margins, else one per class.
+    private let planes: Int
     private var pending: [Int: (logits: [Float]?, valid: [UInt8]?)] = [:]
     public private(set) var nextTile = 0
 
@@ -57,13 +62,20 @@ public final class Stitcher {
         return plan.rowOrigins.firstIndex { $0 + plan.window > written } ?? resumeAfter
     }
 
+    /// Whether tiles of a `classes`-class model segmented to `kind` are blended as class margins.
+    public static func blendsMargins(classes: Int, kind: OutputKind) -> Bool { kind == .mask && classes == 2 }
+
     /// `startGridRow` > 0 starts blending at that grid row (see `resumeGridRow`); strips of grid
-    /// rows up to `skipStripsThrough` are dropped (already written by an earlier run).
+    /// rows up to `skipStripsThrough` are dropped (already written by an earlier run). Tiles of
+    /// two-class masks are handed in as margins (`blendsMargins(classes:kind:)`), the others as
+    /// every class's logits.
     public init(plan: TilePlan, classes: Int, kind: OutputKind, startGridRow: Int = 0, skipStripsThrough: Int = -1,
                 sink: @escaping StripSink) {
         self.plan = plan
         self.classes = classes
         self.kind = kind
+        blendsMargins = Self.blendsMargins(classes: classes, kind: kind)
+        planes = blendsMargins ? 1 : classes
         self.sink = sink
         self.skipStripsThrough = skipStripsThrough
         let n = plan.window
@@ -76,8 +88,8 @@ public final class Stitcher {
         // While grid row k is blended, open rows lie in [origin(k), origin(k) + window).
         capacityRows = min(plan.sceneHeight, n)
         let cells = capacityRows * width
-        sums = .allocate(capacity: max(1, classes * cells))
-        sums.initialize(repeating: 0, count: classes * cells)
+        sums = .allocate(capacity: max(1, planes * cells))
+        sums.initialize(repeating: 0, count: planes * cells)
         weightSums = .allocate(capacity: max(1, cells))
         weightSums.initialize(repeating: 0, count: cells)
         valid = .allocate(capacity: max(1, cells))
@@ -97,7 +109,7 @@ public final class Stitcher {
     public var waiting: Int { pending.count }
 
     /// Hands in tile `index`: its logits resampled to the source window (classes × window ×
-    /// window, planar) and its validity mask (source window size), or nil for a tile that was
+    /// window, planar; one window × window plane of margins when `blendsMargins`) and its validity mask (source window size), or nil for a tile that was
     /// skipped (all nodata). Strips complete by it (and by tiles it unblocks) are emitted.
     public func add(tile index: Int, logits: [Float]?, valid tileValid: [UInt8]?) throws {
         guard index >= nextTile, pending[index] == nil, index < plan.count else {
@@ -122,13 +134,13 @@ public final class Stitcher {
     private func accumulate(_ tile: TilePlan.Tile, logits: [Float], tileValid: [UInt8]?) {
         let n = plan.window, s = tile.source, width = self.width, capacity = capacityRows * width
         precondition(s.y >= baseRow && s.y + s.height - baseRow <= capacityRows, "stitcher window overflow")
-        precondition(logits.count >= classes * n * n && (tileValid?.count ?? s.pixelCount) >= s.pixelCount, "tile \(tile.index): short logits or validity")
+        precondition(logits.count >= planes * n * n && (tileValid?.count ?? s.pixelCount) >= s.pixelCount, "tile \(tile.index): short logits or validity")
         logits.withUnsafeBufferPointer { l in
             weights.withUnsafeBufferPointer { w in
                 let w = w.baseAddress!
                 for row in 0..<s.height {
                     let accRow = (s.y + row - baseRow) * width + s.x
-                    ck_blend_row(accumulatesWeights ? weightSums + accRow : nil, sums + accRow, capacity, l.baseAddress! + row * n, n * n, classes, w, w[row], s.width)
+                    ck_blend_row(accumulatesWeights ? weightSums + accRow : nil, sums + accRow, capacity, l.baseAddress! + row * n, n * n, planes, w, w[row], s.width)
                     if let tileValid {
                         tileValid.withUnsafeBufferPointer { ck_and_bytes(valid + accRow, $0.baseAddress! + row * s.width, s.width) }
                     }
@@ -151,7 +163,7 @@ public final class Stitcher {
         guard count > 0 else { return }
         let pixels = count * width
         let capacity = capacityRows * width
-        let (sums, weightSums, valid, classes) = (self.sums, self.weightSums, self.valid, self.classes)
+        let (sums, weightSums, valid, classes, planes) = (self.sums, self.weightSums, self.valid, self.classes, self.planes)
         switch gridRow <= skipStripsThrough ? nil : kind {
         case nil:
             break
@@ -159,9 +171,9 @@ public final class Stitcher {
             var bytes = [UInt8](repeating: 0, count: pixels)
             bytes.withUnsafeMutableBufferPointer { out in
                 let out = out.baseAddress!
-                if classes == 2 {
+                if blendsMargins {
                     // The common case (water or not): 255 where class 1 wins.
-                    ck_mask2(sums, sums + capacity, nil, valid, out, pixels)
+                    ck_mask_margin(sums, valid, out, pixels)
                 } else {
                     for p in 0..<pixels where valid[p] == 1 {
                         var best = 0
@@ -192,7 +204,7 @@ public final class Stitcher {
         }
         // Slide the open rows to the top and clear the freed ones.
         let keep = capacityRows - count
-        for k in 0..<classes {
+        for k in 0..<planes {
             let plane = sums + k * capacity
             if keep > 0 { plane.update(from: plane + pixels, count: keep * width) }
             (plane + keep * width).update(repeating: 0, count: pixels)

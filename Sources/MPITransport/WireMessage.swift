@@ -3,7 +3,7 @@ import Geo
 import Pipeline
 
 /// Version of the coordinator⇄worker protocol; a worker from another build is refused at hello.
-public let wireProtocolVersion: UInt32 = 3
+public let wireProtocolVersion: UInt32 = 4
 
 /// First message of every worker: who and where it is, and what it can do.
 public struct WorkerHello: Equatable, Sendable {
@@ -91,6 +91,7 @@ public enum WireMessage: Equatable, Sendable {
                 w.write(m.job); w.write(m.tile); w.write(m.channels); w.write(m.height); w.write(m.width)
                 w.write(m.source); w.write(m.window)
                 w.write(floats: m.location); w.write(floats: m.temporal); w.write(floats: m.pixels)
+                w.write(m.answer.rawValue)
             }
         case .result(let m):
             w = ByteWriter(capacity: 64 + m.logits.count * 4 + m.valid.count)
@@ -145,6 +146,8 @@ public enum WireMessage: Equatable, Sendable {
                 let channels: Int32 = try r.read(), height: Int32 = try r.read(), width: Int32 = try r.read()
                 let source = try r.readWindow(), window: Int32 = try r.read()
                 let location = try r.readFloats(), temporal = try r.readFloats(), pixels = try r.readFloats()
+                let answerCode: UInt8 = try r.read()
+                guard let answer = TileAnswer(rawValue: answerCode) else { throw WireError("tile \(tile): answer \(answerCode)") }
                 guard channels > 0, height > 0, width > 0, window > 0,
                       pixels.isEmpty || pixels.count == Int(channels) * Int(height) * Int(width) else {
                     throw WireError("tile \(tile): \(pixels.count) pixels do not fill \(channels)×\(height)×\(width)")
@@ -153,7 +156,8 @@ public enum WireMessage: Equatable, Sendable {
                     throw WireError("tile \(tile): location and temporal coordinates take 0 or 2 values")
                 }
                 batch.append(TileRequest(job: job, tile: tile, channels: channels, height: height, width: width,
-                                         source: source, window: window, location: location, temporal: temporal, pixels: pixels))
+                                         source: source, window: window, location: location, temporal: temporal, pixels: pixels,
+                                         answer: answer))
             }
             message = .tiles(batch)
         case 5:

@@ -42,12 +42,13 @@ public struct TileWindows: Sendable {
     public let job: UInt64
     public let plan: TilePlan
     public let recipe: TileRecipe
+    public let answer: TileAnswer
 
     public func request(_ index: Int) -> TileRequest {
         let tile = plan.tile(index)
         return TileRequest(job: job, tile: UInt64(index), channels: Int32(recipe.bands.count), height: Int32(plan.tileSize),
                            width: Int32(plan.tileSize), source: tile.source, window: Int32(plan.window),
-                           location: recipe.location, temporal: recipe.temporal, pixels: [])
+                           location: recipe.location, temporal: recipe.temporal, pixels: [], answer: answer)
     }
 }
 
@@ -181,7 +182,8 @@ public final class SegmentationJob: TilingJob {
         tilesResumed = min(startGridRow, plan.rows) * plan.columns
         recipe = reader.recipe(plan: plan, location: location)
         tiles = try reader.source(recipe)
-        tileWindows = TileWindows(job: id, plan: plan, recipe: recipe)
+        tileWindows = TileWindows(job: id, plan: plan, recipe: recipe,
+                                  answer: Stitcher.blendsMargins(classes: config.numClasses, kind: kind) ? .classMargin : .logits)
         dataPath = options.dataPath
         allowedDrivers = options.allowedDrivers ?? []
         let strips = sink
@@ -263,7 +265,7 @@ public final class SegmentationJob: TilingJob {
             try stitcher.add(tile: index, logits: nil, valid: nil)
             return
         }
-        let window = plan.window, classes = config.numClasses
+        let window = plan.window, classes = tileWindows.answer == .classMargin ? 1 : config.numClasses
         guard Int(result.classes) == classes, Int(result.height) == window, Int(result.width) == window,
               result.valid.isEmpty || result.valid.count == plan.tile(index).source.pixelCount else {
             throw PlanError("tile \(index) came back \(result.classes)×\(result.height)×\(result.width), expected \(classes)×\(window)×\(window)")

@@ -4,6 +4,16 @@ import Geo
 /// What the engine exchanges with whoever computes its tiles (in-process or over MPI; the wire
 /// encoding is the transport's).
 
+/// What a tile's answer holds.
+public enum TileAnswer: UInt8, Sendable {
+    /// Every class's logits.
+    case logits = 0
+    /// One plane, class 1's logit minus class 0's, for two-class masks: the blended mask is its
+    /// sign (Σw·(l₁ − l₀) > 0 exactly when class 1 wins the blended argmax, up to rounding), with
+    /// half the bytes on the wire and half the blending.
+    case classMargin = 1
+}
+
 /// One model input tile: `channels × height × width` float32 already scaled and normalised, or
 /// no pixels at all — then the worker prepares the tile itself from `source` of the job's scene
 /// (opened with `.openScene`). Either way the worker returns logits resampled to `window`.
@@ -23,19 +33,21 @@ public struct TileRequest: Equatable, Sendable {
     public var temporal: [Float]
     /// Empty for a tile the worker reads itself.
     public var pixels: [Float]
+    /// What the result carries.
+    public var answer: TileAnswer
     public init(job: UInt64, tile: UInt64, channels: Int32, height: Int32, width: Int32, source: PixelWindow, window: Int32,
-                location: [Float], temporal: [Float], pixels: [Float]) {
+                location: [Float], temporal: [Float], pixels: [Float], answer: TileAnswer = .logits) {
         self.job = job; self.tile = tile; self.channels = channels; self.height = height; self.width = width
         self.source = source; self.window = window
-        self.location = location; self.temporal = temporal; self.pixels = pixels
+        self.location = location; self.temporal = temporal; self.pixels = pixels; self.answer = answer
     }
 
     /// Whether the worker reads and prepares this tile itself.
     public var preparedByWorker: Bool { pixels.isEmpty }
 }
 
-/// Per-class logits of one tile on its source window: `classes × height × width` float32, or
-/// nothing for a tile the worker read and found without any data (`skipped`).
+/// Per-class logits of one tile on its source window: `classes × height × width` float32 (one
+/// plane for a `.classMargin` answer), or nothing for a tile the worker read and found without any data (`skipped`).
 public struct TileResult: Equatable, Sendable {
     public var job: UInt64
     public var tile: UInt64

@@ -1,5 +1,6 @@
 import Foundation
 import Geo
+import Tensor
 
 /// Runs tiles through a loaded model. One instance per worker process; not shared across threads.
 public protocol TileComputer: AnyObject {
@@ -88,6 +89,7 @@ public final class TileProcessor {
                         result.height = Int32(window)
                         result.width = Int32(window)
                     }
+                    if entry.request.answer == .classMargin { result = try Self.classMargins(of: result) }
                     result.valid = entry.valid
                     outcomes[entry.index] = .success(result)
                 }
@@ -98,5 +100,21 @@ public final class TileProcessor {
             }
         }
         return outcomes.map { $0! }
+    }
+
+    /// A two-class result turned into one plane of class 1's logits minus class 0's.
+    static func classMargins(of result: TileResult) throws -> TileResult {
+        guard result.classes == 2 else { throw SegmentationFailure("class margins need a two-class model, this one has \(result.classes) classes") }
+        let plane = Int(result.height) * Int(result.width)
+        guard result.logits.count == 2 * plane else { throw SegmentationFailure("\(result.logits.count) logits for 2×\(result.height)×\(result.width)") }
+        var margins = result
+        margins.classes = 1
+        margins.logits = [Float](unsafeUninitializedCapacity: plane) { out, initialized in
+            result.logits.withUnsafeBufferPointer { l in
+                VectorMath.subtract(l.baseAddress! + plane, l.baseAddress!, into: out.baseAddress!, count: plane)
+            }
+            initialized = plane
+        }
+        return margins
     }
 }

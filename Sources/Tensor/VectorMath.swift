@@ -83,4 +83,11 @@ public enum VectorMath {
         while i + 8 <= count { store8(load8(dst + i) + load8(src + i), dst + i); i += 8 }
         while i < count { dst[i] += src[i]; i += 1 }
     }
+
+    /// out[i] = a[i] − b[i].
+    public static func subtract(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, into out: UnsafeMutablePointer<Float>, count: Int) {
+        var i = 0
+        while i + 8 <= count { store8(load8(a + i) - load8(b + i), out + i); i += 8 }
+        while i < count { out[i] = a[i] - b[i]; i += 1 }
+    }
 }

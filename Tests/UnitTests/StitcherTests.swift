@@ -81,15 +81,15 @@ import Testing
         let plan = try TilePlan(sceneWidth: 300, sceneHeight: 600, tileSize: 224, stride: 192)
         let canvas = Canvas(width: 300, height: 600, bands: 1)
         let stitcher = Stitcher(plan: plan, classes: 2, kind: .mask) { first, rows, floats, bytes, _ in try canvas.sink(first, rows, floats, bytes) }
-        #expect(plan.columns == 2)
-        try stitcher.add(tile: 0, logits: Self.tileLogits(plan, 0, classes: 2), valid: nil)
+        #expect(plan.columns == 2 && stitcher.blendsMargins)
+        try stitcher.add(tile: 0, logits: Self.tileLogits(plan, 0, classes: 1), valid: nil)
         #expect(canvas.strips.isEmpty)
-        try stitcher.add(tile: 1, logits: Self.tileLogits(plan, 1, classes: 2), valid: nil)
+        try stitcher.add(tile: 1, logits: Self.tileLogits(plan, 1, classes: 1), valid: nil)
         #expect(canvas.strips.count == 1 && canvas.strips[0] == (0, 192))
         // A later tile waits in the reorder buffer until the earlier one arrives.
-        try stitcher.add(tile: 3, logits: Self.tileLogits(plan, 3, classes: 2), valid: nil)
+        try stitcher.add(tile: 3, logits: Self.tileLogits(plan, 3, classes: 1), valid: nil)
         #expect(stitcher.waiting == 1 && canvas.strips.count == 1)
-        try stitcher.add(tile: 2, logits: Self.tileLogits(plan, 2, classes: 2), valid: nil)
+        try stitcher.add(tile: 2, logits: Self.tileLogits(plan, 2, classes: 1), valid: nil)
         #expect(plan.rowOrigins == [0, 192, 376])
         #expect(canvas.strips.count == 2 && canvas.strips[1] == (192, 184))
         #expect(stitcher.rowsWritten == 376)
@@ -102,13 +102,35 @@ import Testing
         let stitcher = Stitcher(plan: plan, classes: 2, kind: .mask) { first, rows, floats, bytes, _ in try canvas.sink(first, rows, floats, bytes) }
         var valid = [UInt8](repeating: 1, count: 224 * 224)
         valid[5 * 224 + 7] = 0
-        // Class 1 (water) everywhere in tile 0.
-        let water = [Float](repeating: -1, count: 224 * 224) + [Float](repeating: 1, count: 224 * 224)
+        // Class 1 (water) everywhere in tile 0: a margin l₁ − l₀ of 2.
+        let water = [Float](repeating: 2, count: 224 * 224)
         try stitcher.add(tile: 0, logits: water, valid: valid)
         try stitcher.add(tile: 1, logits: nil, valid: nil)
         #expect(canvas.bytes[0] == 255)
         #expect(canvas.bytes[5 * 448 + 7] == 0, "a nodata input pixel is nodata in the mask")
         #expect(canvas.bytes[10 * 448 + 300] == 0, "an all-nodata tile is nodata")
+    }
+
+    @Test func aMaskBlendedFromMarginsIsTheArgmaxOfTheBlendedLogits() throws {
+        let plan = try TilePlan(sceneWidth: 700, sceneHeight: 530, tileSize: 224, stride: 150)
+        let logits = Canvas(width: 700, height: 530, bands: 2), mask = Canvas(width: 700, height: 530, bands: 1)
+        let blended = Stitcher(plan: plan, classes: 2, kind: .logits) { first, rows, floats, bytes, _ in try logits.sink(first, rows, floats, bytes) }
+        let masked = Stitcher(plan: plan, classes: 2, kind: .mask) { first, rows, floats, bytes, _ in try mask.sink(first, rows, floats, bytes) }
+        let plane = plan.window * plan.window
+        for index in 0..<plan.count {
+            // Tiles disagree where they overlap (an offset per tile), so the blend decides pixels.
+            let tile = Self.tileLogits(plan, index, classes: 2, perTileOffset: true).enumerated().map { $0.offset < plane ? $0.element * 0.7 : $0.element }
+            try blended.add(tile: index, logits: tile, valid: nil)
+            try masked.add(tile: index, logits: (0..<plane).map { tile[plane + $0] - tile[$0] }, valid: nil)
+        }
+        var water = 0, differing = 0
+        for p in 0..<(700 * 530) {
+            let argmax: UInt8 = logits.floats[700 * 530 + p] > logits.floats[p] ? 255 : 0
+            if mask.bytes[p] == 255 { water += 1 }
+            if mask.bytes[p] != argmax { differing += 1 }
+        }
+        #expect(water > 700 * 530 / 5 && water < 700 * 530 * 4 / 5, "both classes present (\(water) water pixels)")
+        #expect(differing == 0, "\(differing) pixels differ from the argmax of the blended logits")
     }
 
     @Test func probabilitiesAreASoftmax() throws {

@@ -15,7 +15,7 @@ import Testing
                 TileRequest(job: 9, tile: 18, channels: 1, height: 1, width: 1, source: PixelWindow(x: 0, y: 0, width: 1, height: 1),
                             window: 1, location: [], temporal: [2024, 300], pixels: [3]),
                 TileRequest(job: 9, tile: 19, channels: 6, height: 224, width: 224, source: PixelWindow(x: 512, y: 0, width: 256, height: 256),
-                            window: 256, location: [], temporal: [], pixels: [])]),
+                            window: 256, location: [], temporal: [], pixels: [], answer: .classMargin)]),
         .result(TileResult(job: 9, tile: 17, classes: 1, height: 1, width: 2, computeSeconds: 0.25, logits: [0.5, -0.5])),
         .result(TileResult(job: 9, tile: 17, classes: 1, height: 1, width: 2, computeSeconds: 0.25, logits: [0.5, -0.5], valid: [1, 0])),
         .result(TileResult(job: 9, tile: 19, classes: 1, height: 256, width: 256, computeSeconds: 0, logits: [], skipped: true)),
@@ -72,6 +72,15 @@ import Testing
         var bytes = WireMessage.tiles([tile]).encoded()
         bytes[20] = 3  // channels: 1 → 3 (after the count, job and tile)
         #expect(throws: WireError.self) { try WireMessage.decode(tag: 4, bytes: bytes) }
+    }
+
+    @Test func tileAskingForAnUnknownAnswerIsRejected() {
+        let tile = TileRequest(job: 1, tile: 1, channels: 1, height: 1, width: 1, source: PixelWindow(x: 0, y: 0, width: 1, height: 1),
+                               window: 1, location: [], temporal: [], pixels: [1])
+        var bytes = WireMessage.tiles([tile]).encoded()
+        bytes[bytes.count - 1] = 7  // the answer is the tile's last byte
+        let error = #expect(throws: WireError.self) { try WireMessage.decode(tag: 4, bytes: bytes) }
+        #expect(error?.description.contains("answer 7") == true)
     }
 }
 

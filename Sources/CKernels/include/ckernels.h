@@ -23,8 +23,7 @@ void ck_blend_row(float *weight_sums, float *sums, long plane_stride, const floa
                   const float *w, float wy, long n);
 /// dst[i] &= src[i].
 void ck_and_bytes(uint8_t *dst, const uint8_t *src, long n);
-/// Two-class mask: 255 where valid[p] == 1, weight_sums[p] > 0 and second[p] > first[p], else 0;
-/// weight_sums NULL: the weight condition is left out.
-void ck_mask2(const float *first, const float *second, const float *weight_sums, const uint8_t *valid, uint8_t *out, long n);
+/// Two-class mask from blended class margins: 255 where valid[p] == 1 and margins[p] > 0, else 0.
+void ck_mask_margin(const float *margins, const uint8_t *valid, uint8_t *out, long n);
 
 #endif
