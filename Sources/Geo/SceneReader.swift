@@ -70,16 +70,27 @@ public final class SceneReader {
         value.isNaN || (nodata[b].map { Float($0) == value } ?? false)
     }
 
-    /// Mean of the valid values of an 8×8 grid of 32×32 windows spread over the scene (all
-    /// selected bands together, like the plugin's `input_data.mean()`), at most 64 small reads.
+    /// Mean of the valid values of a 4×4 grid of 64×64 windows spread over the scene (all
+    /// selected bands together, like the plugin's `input_data.mean()`), at most 16 small reads.
+    /// Each window is moved inside the block holding its grid position, so a tiled scene decodes
+    /// one block per window (a compressed block is decoded whole: the coordinator's largest cost
+    /// per job before this), and a scene in strips the same 256 rows as any 256-row sample.
     static func sampleMean(raster: RasterDataset, bands: [Int], nodata: [Double?]) throws -> Double {
-        let side = 32, grid = 8
+        let side = 64, grid = 4
         let w = min(side, raster.width), h = min(side, raster.height)
+        let block = try raster.blockSize(band: bands.first ?? 0)
+        /// Grid position `k` of `count` along an axis of `size` pixels, moved into its block.
+        func position(_ k: Int, size: Int, window: Int, block: Int) -> Int {
+            let nominal = (size - window) * k / max(1, grid - 1)
+            guard block >= window else { return nominal }
+            let start = nominal / block * block
+            return max(0, min(nominal, start + block - window, size - window))
+        }
         var sum = 0.0, count = 0
         var xs = Set<Int>(), ys = Set<Int>()
         for k in 0..<grid {
-            xs.insert((raster.width - w) * k / max(1, grid - 1))
-            ys.insert((raster.height - h) * k / max(1, grid - 1))
+            xs.insert(position(k, size: raster.width, window: w, block: block.width))
+            ys.insert(position(k, size: raster.height, window: h, block: block.height))
         }
         for y in ys.sorted() {
             for x in xs.sorted() {

@@ -46,6 +46,13 @@ public final class StripSpool {
     /// mask bytes [count × width], then fsyncs.
     public func append(firstRow: Int, count: Int, floats: [Float]?, bytes: [UInt8]?) throws {
         guard firstRow == rows else { throw OutputError("\(path): rows \(firstRow)… arrive after \(rows) rows") }
+        if let bytes, bands == 1 {
+            // A mask's rows are already the spool's layout.
+            guard bytes.count >= count * rowBytes else { throw OutputError("\(path): \(bytes.count) bytes for \(count) rows") }
+            try write(bytes, count: count * rowBytes)
+            rows += count
+            return
+        }
         var data = [UInt8](repeating: 0, count: count * rowBytes)
         let plane = count * width
         data.withUnsafeMutableBytes { out in
@@ -60,12 +67,17 @@ public final class StripSpool {
                 }
             }
         }
-        let written = data.withUnsafeBytes { write(descriptor, $0.baseAddress, $0.count) }
+        try write(data, count: data.count)
+        rows += count
+    }
+
+    /// Writes the first `count` bytes of `data` at the end and fsyncs.
+    private func write(_ data: [UInt8], count: Int) throws {
+        let written = data.withUnsafeBytes { Foundation.write(descriptor, $0.baseAddress, count) }
         // errno means something only when the call returned -1 (a short write sets none).
         if written < 0 { throw OutputError.writeFailed(path, "cannot write", errorNumber: errno) }
-        if written != data.count { throw OutputError.writeFailed(path, "short write (\(written) of \(data.count) bytes)", errorNumber: nil) }
+        if written != count { throw OutputError.writeFailed(path, "short write (\(written) of \(count) bytes)", errorNumber: nil) }
         if fsync(descriptor) != 0 { throw OutputError.writeFailed(path, "cannot flush", errorNumber: errno) }
-        rows += count
     }
 
     /// Copies every row into `output`, `chunkRows` rows at a time (bounded memory).
