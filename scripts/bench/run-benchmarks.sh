@@ -11,8 +11,11 @@
 #      one job vs three jobs
 #   8. scores: the demo model (models/demo-water) on held-out generated scenes, water IoU against
 #      their ground truth for the default tiling, --tiling vllm, --stride 224 and other scales
-# PYTHON must point at an interpreter with terratorch installed for the references (skipped otherwise).
-# Usage: scripts/bench/run-benchmarks.sh [tile|scene|memory|scaling|serve|tiling|capacity|scores|all]
+#   9. peers: one 224 tile of the full-size model, coordinator bench vs ONNX Runtime and OpenVINO (fp32) on the
+#      same exported model, 1 and 2 threads, batch 1 and 4, alternating rounds
+# PYTHON must point at an interpreter with terratorch installed for the references (skipped otherwise);
+# peers also needs onnx, onnxscript, onnxruntime and openvino there.
+# Usage: scripts/bench/run-benchmarks.sh [tile|scene|memory|scaling|serve|tiling|capacity|scores|peers|all]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 bin=.build/release
@@ -113,17 +116,28 @@ if [ "$what" = capacity ] || [ "$what" = all ]; then
     [ -f "$models/scene-10980.tif" ] || "$bin/coordinator" create-scene "$models/scene-10980.tif" --width 10980 --height 10980
     mkdir -p "$models/outputs"
     log=$(mktemp)
+    echo "   (each line: the run of median coordinator CPU among 3; the configurations alternate within a round)"
+    declare -A runs=()
+    for round in 1 2 3; do
+        for scene in 6000 10980; do
+            for workers in 1 2; do
+                for path in auto coordinator; do
+                    mpirun -np 1 /usr/bin/time -f "cpu %U %S wall %e rss %M" "$bin/coordinator" segment "$micro" "$models/scene-$scene.tif" \
+                        "$models/outputs/capacity.tif" --quiet --threads 1 --data-path "$path" : -np "$workers" "$bin/tileworker" > "$log" 2>&1
+                    runs[$scene-$workers-$path]+="$(awk -v scene="$scene" -v workers="$workers" -v path="$path" '
+                        /wrote/ { for (i = 1; i <= NF; i++) if ($i == "computed,") computed = substr($(i - 1), 2) }
+                        /MPI tile traffic/ { for (i = 1; i <= NF; i++) if ($i == "and") { sent = substr($(i - 1), 2); received = $(i + 1) } }
+                        /^cpu/ { cpu = $2 + $3; wall = $5; rss = $7 }
+                        END { printf "%.4f %5s² %-11s %d worker(s): coordinator CPU %.2f ms/tile (%.2f s for %d tiles), %.0f tiles/s wall, %s/%s bytes per tile sent/received, RSS %d MB\n",
+                                     cpu / computed, scene, path, workers, 1000 * cpu / computed, cpu, computed, computed / wall, sent, received, rss / 1024 }' "$log")"$'\n'
+                done
+            done
+        done
+    done
     for scene in 6000 10980; do
         for workers in 1 2; do
             for path in auto coordinator; do
-                mpirun -np 1 /usr/bin/time -f "cpu %U %S wall %e rss %M" "$bin/coordinator" segment "$micro" "$models/scene-$scene.tif" \
-                    "$models/outputs/capacity.tif" --quiet --threads 1 --data-path "$path" : -np "$workers" "$bin/tileworker" > "$log" 2>&1
-                awk -v scene="$scene" -v workers="$workers" -v path="$path" '
-                    /wrote/ { for (i = 1; i <= NF; i++) if ($i == "computed,") computed = substr($(i - 1), 2) }
-                    /MPI tile traffic/ { for (i = 1; i <= NF; i++) if ($i == "and") { sent = substr($(i - 1), 2); received = $(i + 1) } }
-                    /^cpu/ { cpu = $2 + $3; wall = $5; rss = $7 }
-                    END { printf "%5s² %-11s %d worker(s): coordinator CPU %.2f ms/tile (%.2f s for %d tiles), %.0f tiles/s wall, %s/%s bytes per tile sent/received, RSS %d MB\n",
-                                 scene, path, workers, 1000 * cpu / computed, cpu, computed, computed / wall, sent, received, rss / 1024 }' "$log"
+                printf '%s' "${runs[$scene-$workers-$path]}" | sort -n | sed -n 2p | cut -d' ' -f2-
             done
         done
     done
@@ -169,4 +183,24 @@ if [ "$what" = scores ] || [ "$what" = all ]; then
         same_pixels /tmp/bench-score-default.tif /tmp/bench-score-mpi.tif && echo "seed $seed: mpirun 1+2 workers mask identical to in-process" \
             || echo "seed $seed: mpirun mask DIFFERS from in-process"
     done
+fi
+
+if [ "$what" = peers ] || [ "$what" = all ]; then
+    if has_reference && "$python" -c "import onnxruntime, openvino, onnxscript" 2>/dev/null; then
+        onnx=$models/prithvi-300m.onnx
+        [ -f "$onnx" ] || "$python" scripts/bench/onnx_peers.py --export "$onnx" > /dev/null 2>&1
+        echo "== one 224×224 tile, full-size model, fp32 (median of 5 passes; 3 alternating rounds per setting)"
+        for threads in 2 1; do
+            for batch in 1 4; do
+                for round in 1 2 3; do
+                    ours=$("$bin/coordinator" bench "$models/prithvi-300m" --tiles 5 --threads "$threads" --batch "$batch" | tail -1)
+                    ort=$("$python" scripts/bench/onnx_peers.py --model "$onnx" --runtime onnxruntime --threads "$threads" --batch "$batch" 2>/dev/null | tail -1)
+                    ov=$("$python" scripts/bench/onnx_peers.py --model "$onnx" --runtime openvino --threads "$threads" --batch "$batch" 2>/dev/null | tail -1)
+                    echo "threads $threads batch $batch round $round: ours ${ours#median_tile_ms: } ms, onnxruntime ${ort#median_tile_ms: } ms, openvino ${ov#median_tile_ms: } ms per tile"
+                done
+            done
+        done
+    else
+        echo "== peers skipped: PYTHON needs terratorch, onnxscript, onnxruntime and openvino"
+    fi
 fi
