@@ -38,10 +38,10 @@ let package = Package(
             "Model", "Geo", "Tensor", "Support", .product(name: "Logging", package: "swift-log"),
         ]),
         .target(name: "MPITransport", dependencies: [
-            "Pipeline", "Model", "Geo", "Tensor", "Support", "CMPICH", .product(name: "Logging", package: "swift-log"),
+            "Pipeline", "Geo", "Tensor", "Support", "CMPICH", .product(name: "Logging", package: "swift-log"),
         ]),
         .target(name: "Serving", dependencies: [
-            "Pipeline", "Model", "Geo", "Support",
+            "Pipeline", "Geo", "Support",
             .product(name: "Logging", package: "swift-log"), .product(name: "Metrics", package: "swift-metrics"),
         ]),
         .executableTarget(
@@ -65,6 +65,6 @@ let package = Package(
         ),
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "UnitTests", dependencies: ["Support", "Tensor", "Model", "Geo", "Pipeline", "MPITransport", "Serving", "TestSupport"]),
-        .testTarget(name: "IntegrationTests", dependencies: ["Support", "Tensor", "Model", "Geo", "Pipeline", "MPITransport", "Serving", "TestSupport"]),
+        .testTarget(name: "IntegrationTests", dependencies: ["Support", "Tensor", "Model", "Geo", "Pipeline", "TestSupport"]),
     ]
 )

@@ -9,7 +9,7 @@ import Prometheus
 import Serving
 
 /// The HTTP face of `serve`: vLLM's routes on Hummingbird, each a thin adapter to the framework-
-/// free `PoolingService` (Shared/Serving), which holds the behaviour and its tests.
+/// free `PoolingService` (the Serving target), which holds the behaviour and its tests.
 struct HTTPServer {
     let service: PoolingService
     let modelRoot: String

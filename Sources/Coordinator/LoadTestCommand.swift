@@ -1,9 +1,9 @@
 import ArgumentParser
 import Foundation
 import Logging
+import Support
 #if canImport(FoundationNetworking)
 import FoundationNetworking
-import Support
 #endif
 
 struct LoadTestCommand: AsyncParsableCommand {

@@ -5,7 +5,6 @@ import Logging
 import Model
 import Pipeline
 import Support
-import Tensor
 
 struct SegmentCommand: ParsableCommand {
     static let configuration = CommandConfiguration(

@@ -10,7 +10,6 @@ import Pipeline
 import Prometheus
 import Serving
 import Support
-import Tensor
 
 struct ServeCommand: ParsableCommand {
     static let configuration = CommandConfiguration(

@@ -3,7 +3,6 @@ import Foundation
 import Logging
 import MPITransport
 import Support
-import Tensor
 
 struct WorldCommand: ParsableCommand {
     static let configuration = CommandConfiguration(

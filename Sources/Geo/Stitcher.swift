@@ -34,7 +34,7 @@ public final class Stitcher {
     /// Scene row of accumulator row 0; rows above it are written.
     private var baseRow = 0
     // The accumulators, allocated once and owned by this object (freed in deinit; one thread
-    // uses a stitcher): Σw·logits per class (classes planes of capacityRows × width), Σw, and
+    // uses a stitcher): Σw·logits per class, or Σw·margin (`planes` planes of capacityRows × width), Σw, and
     // validity (0 where any tile saw nodata). Raw pointers keep the hot loops free of
     // copy-on-write and exclusivity checks, so they vectorise.
     private let sums: UnsafeMutablePointer<Float>
@@ -178,7 +178,7 @@ public final class Stitcher {
                     for p in 0..<pixels where valid[p] == 1 {
                         var best = 0
                         for k in 1..<max(classes, 1) where sums[k * capacity + p] > sums[best * capacity + p] { best = k }
-                        out[p] = Self.maskValue(classIndex: best, classes: classes)
+                        out[p] = Self.maskValue(classIndex: best)
                     }
                 }
             }
@@ -218,11 +218,9 @@ public final class Stitcher {
         baseRow = end
     }
 
-    /// Mask value of a class: 255 for water (class 1) in two-class models, as the vLLM plugin
-    /// writes argmax·255; class index + 1 otherwise (0 stays nodata).
-    static func maskValue(classIndex: Int, classes: Int) -> UInt8 {
-        classes == 2 ? (classIndex == 1 ? 255 : 0) : UInt8(clamping: classIndex + 1)
-    }
+    /// Mask value of a class in a model of more than two classes: class index + 1 (0 stays
+    /// nodata). Two-class masks (water 255, as the vLLM plugin writes argmax·255) come from margins.
+    static func maskValue(classIndex: Int) -> UInt8 { UInt8(clamping: classIndex + 1) }
 
     /// True once every tile has been blended and every row written.
     public var isComplete: Bool { nextTile == plan.count && baseRow == plan.sceneHeight }

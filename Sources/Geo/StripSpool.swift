@@ -46,7 +46,7 @@ public final class StripSpool {
     /// mask bytes [count × width], then fsyncs.
     public func append(firstRow: Int, count: Int, floats: [Float]?, bytes: [UInt8]?) throws {
         guard firstRow == rows else { throw OutputError("\(path): rows \(firstRow)… arrive after \(rows) rows") }
-        if let bytes, bands == 1 {
+        if let bytes, bands == 1, bytesPerValue == 1 {
             // A mask's rows are already the spool's layout.
             guard bytes.count >= count * rowBytes else { throw OutputError("\(path): \(bytes.count) bytes for \(count) rows") }
             try write(bytes, count: count * rowBytes)

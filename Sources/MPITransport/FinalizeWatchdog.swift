@@ -1,8 +1,8 @@
 import CMPICH
 import Foundation
+import Support
 #if canImport(Glibc)
 import Glibc
-import Support
 #endif
 
 /// Bounds `MPI_Finalize`, which can hang after all the work is done.

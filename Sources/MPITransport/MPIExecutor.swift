@@ -2,7 +2,6 @@ import Foundation
 import Logging
 import Pipeline
 import Support
-import Tensor
 
 /// Tile workers on other MPI ranks. All MPI traffic of the coordinator goes through here, on one
 /// thread: sends are non-blocking (a busy worker never stalls the coordinator), and waiting is

@@ -20,6 +20,8 @@ public enum JobMemory {
         case .overlap:
             // The stitcher's open rows — Σw·logits per class, Σw (float) and validity (byte) per
             // pixel over one tile window of rows — and the finished strip on its way to the spool.
+            // (Two-class masks blend one margin plane without Σw: kept at the per-class figure,
+            // which also covers the tiles' logits waiting in the reorder buffer.)
             let window = Int64((try? TilePlan(sceneWidth: Int(width), sceneHeight: Int(height), tileSize: options.tileSize,
                                               stride: options.stride, scale: options.scale ?? config.preprocessing.trainingScale))?.window
                                ?? options.tileSize)

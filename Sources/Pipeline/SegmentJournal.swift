@@ -9,7 +9,9 @@ import Geo
 public final class SegmentJournal {
     /// Identity of a run: a journal only resumes the run it was written for.
     public struct Header: Codable, Equatable, Sendable {
-        public var version = 1
+        /// 2: two-class masks blended from class margins and the 4×4 block-aligned ÷10000
+        /// sample; a version-1 journal (earlier builds) cannot be continued bit for bit.
+        public var version = 2
         public var input: String
         public var inputBytes: Int64
         public var inputModified: Double

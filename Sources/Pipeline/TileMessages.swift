@@ -16,7 +16,8 @@ public enum TileAnswer: UInt8, Sendable {
 
 /// One model input tile: `channels × height × width` float32 already scaled and normalised, or
 /// no pixels at all — then the worker prepares the tile itself from `source` of the job's scene
-/// (opened with `.openScene`). Either way the worker returns logits resampled to `window`.
+/// (opened with `.openScene`). Either way the worker returns logits (or, for `.classMargin`, one
+/// plane of margins) resampled to `window`.
 public struct TileRequest: Equatable, Sendable {
     public var job: UInt64
     public var tile: UInt64

@@ -1,5 +1,4 @@
 import Foundation
-import Geo
 import Pipeline
 
 /// The body of `POST /pooling` with the terratorch_segmentation plugin's `data`, as vLLM clients
