@@ -1,10 +1,10 @@
 import Foundation
+import Geo
+import Model
 import TestSupport
 import Testing
 #if canImport(FoundationNetworking)
 import FoundationNetworking
-import Geo
-import Model
 #endif
 
 /// MODEL as a Hugging Face id: found in the HF cache, or downloaded from a hub (here a local mimic

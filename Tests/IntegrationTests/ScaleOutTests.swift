@@ -1,9 +1,9 @@
 import Foundation
+import Geo
 import TestSupport
 import Testing
 #if canImport(FoundationNetworking)
 import FoundationNetworking
-import Geo
 #endif
 
 /// The scale-out data path end to end: workers reading their own tiles (or not), many scenes in

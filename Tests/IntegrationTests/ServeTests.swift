@@ -1,10 +1,10 @@
 import Foundation
+import Geo
+import Model
 import TestSupport
 import Testing
 #if canImport(FoundationNetworking)
 import FoundationNetworking
-import Geo
-import Model
 #endif
 
 /// `coordinator serve` over real HTTP on loopback: the seed document's client, every documented

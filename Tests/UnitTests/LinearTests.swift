@@ -3,10 +3,10 @@ import Tensor
 import TestSupport
 import Testing
 
-/// `LinearWeights.apply` on the encoder's real shapes: with two BLAS threads it must give the
-/// one-thread GEMM's bits (a coordinator computing in-process with 2 threads and workers with 1
-/// each write the same masks), touch nothing outside its rows' `out` columns, and add bias and
-/// residual.
+/// `LinearWeights.apply` on the encoder's real shapes, on one and two BLAS threads: the same
+/// values up to rounding (OpenBLAS splits work by thread count, which may move the last bits:
+/// hence resume at fixed `--threads`), nothing written outside its rows' `out` columns, bias and
+/// residual added. BLAS's thread count is process-wide: the suite is serialised and restores it.
 @Suite(.serialized) struct LinearTests {
     static func run(rows: Int, inFeatures: Int, outFeatures: Int, padding: Int, bias: Bool, accumulate: Bool, threads: Int) -> [Float] {
         var random = SeededRandom(seed: UInt64(rows * 31 + outFeatures))
@@ -33,12 +33,13 @@ import Testing
     }
 
     @Test(arguments: [(197, 1024, 4096), (197, 4096, 1024), (197, 1024, 3072), (788, 1024, 1000), (197, 1024, 1024)])
-    func columnBlocksRoundAsOneThread(shape: (Int, Int, Int)) {
+    func twoThreadsComputeWhatOneDoes(shape: (Int, Int, Int)) {
         let (rows, inFeatures, outFeatures) = shape
         for (bias, accumulate) in [(true, false), (true, true), (false, true), (false, false)] {
             let one = Self.run(rows: rows, inFeatures: inFeatures, outFeatures: outFeatures, padding: 5, bias: bias, accumulate: accumulate, threads: 1)
             let two = Self.run(rows: rows, inFeatures: inFeatures, outFeatures: outFeatures, padding: 5, bias: bias, accumulate: accumulate, threads: 2)
-            #expect(one == two, "\(shape) bias \(bias) accumulate \(accumulate): two threads differ from one")
+            let scale = one.map(abs).max() ?? 1
+            #expect(maxAbsoluteError(one, two) <= 1e-5 * scale, "\(shape) bias \(bias) accumulate \(accumulate): two threads differ from one")
             let stride = outFeatures + 5
             #expect((0..<(rows * stride)).allSatisfy { $0 % stride < outFeatures || two[$0] == -12345 }, "padding columns written")
         }

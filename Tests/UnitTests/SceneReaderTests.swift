@@ -41,6 +41,23 @@ import Testing
         }
     }
 
+    @Test func largeScenesDecideReflectanceScalingFromTheirSample() throws {
+        // Above 512² the ÷10000 decision comes from 16 block-aligned 64×64 windows: tiled, in
+        // strips, narrower than a block, with much nodata, integer or float reflectance.
+        let dir = TemporaryDirectory("sample")
+        let variants: [(String, Float, (inout SceneFactory.Spec) -> Void)] = [
+            ("tiled.tif", 10000, { $0.width = 1000; $0.height = 700 }),
+            ("strips.tif", 10000, { $0.width = 1000; $0.height = 700; $0.creationOptions = ["TILED=NO", "COMPRESS=DEFLATE"] }),
+            ("narrow.tif", 10000, { $0.width = 40; $0.height = 9000 }),
+            ("float.tif", 1, { $0.width = 777; $0.height = 901; $0.type = .float32 }),
+            ("nodata.tif", 10000, { $0.width = 900; $0.height = 900; $0.nodataCorner = 0.8 }),
+        ]
+        for (name, divisor, change) in variants {
+            let reader = try SceneReader(path: try Self.scene(dir, name, change), bands: Array(0..<6), means: Self.means, stds: Self.stds)
+            #expect(reader.reflectanceDivisor == divisor, "\(name)")
+        }
+    }
+
     @Test func cloudOptimisedGeoTIFFReadsLikeTheSource() throws {
         let dir = TemporaryDirectory("cog")
         let expected = try Self.reference(dir)
