@@ -100,6 +100,8 @@ def main() -> None:
     if args.export:
         export(args.export)
         return
+    if not args.model:
+        parser.error("--model (an exported ONNX file) or --export is required")
     run = session(args.runtime, args.model, args.threads)
     rng = np.random.default_rng(0)
     image = rng.standard_normal((args.batch, 6, 224, 224), dtype=np.float32)

@@ -128,7 +128,7 @@ if [ "$what" = capacity ] || [ "$what" = all ]; then
                         /wrote/ { for (i = 1; i <= NF; i++) if ($i == "computed,") computed = substr($(i - 1), 2) }
                         /MPI tile traffic/ { for (i = 1; i <= NF; i++) if ($i == "and") { sent = substr($(i - 1), 2); received = $(i + 1) } }
                         /^cpu/ { cpu = $2 + $3; wall = $5; rss = $7 }
-                        END { printf "%.4f %5s² %-11s %d worker(s): coordinator CPU %.2f ms/tile (%.2f s for %d tiles), %.0f tiles/s wall, %s/%s bytes per tile sent/received, RSS %d MB\n",
+                        END { printf "%.7f %5s² %-11s %d worker(s): coordinator CPU %.2f ms/tile (%.2f s for %d tiles), %.0f tiles/s wall, %s/%s bytes per tile sent/received, RSS %d MB\n",
                                      cpu / computed, scene, path, workers, 1000 * cpu / computed, cpu, computed, computed / wall, sent, received, rss / 1024 }' "$log")"$'\n'
                 done
             done
@@ -145,7 +145,7 @@ if [ "$what" = capacity ] || [ "$what" = all ]; then
     echo "-- ceiling model (a prediction from the figures above, not a measurement): a worker core computes one 300M tile"
     echo "   in T seconds (coordinator bench, 1 thread), the coordinator spends C ms of CPU per tile, so one coordinator"
     echo "   feeds at most 1000·T/C worker cores; a 10980² Sentinel-2 tile is 2601 tiles at the default stride."
-    echo "   e.g. T = 2.5 s, C = 2 ms: 1250 worker cores; 4 nodes × 32 cores: 2601·2.5/127 = 51 s; 16 nodes: 13 s; 64 nodes: max(2601·2.5/2047, 2601·0.002) = 5.2 s"
+    echo "   e.g. T = 2.5 s, C = 1.2 ms: 2080 worker cores; 4 nodes × 32 cores: 2601·2.5/127 = 51 s; 16 nodes: 13 s; 64 nodes: max(2601·2.5/2047, 2601·0.0012) = 3.2 s"
 
     echo "== three 1000×700 scenes, small model, 2 workers: one job (--output-dir) vs three jobs"
     [ -f "$models/tiny/model.safetensors" ] || "$bin/coordinator" create-model "$models/tiny" --preset small --embed-dim 64 --heads 2 --depth 2 --decoder-channels 32
@@ -186,21 +186,22 @@ if [ "$what" = scores ] || [ "$what" = all ]; then
 fi
 
 if [ "$what" = peers ] || [ "$what" = all ]; then
-    if has_reference && "$python" -c "import onnxruntime, openvino, onnxscript" 2>/dev/null; then
-        onnx=$models/prithvi-300m.onnx
-        [ -f "$onnx" ] || "$python" scripts/bench/onnx_peers.py --export "$onnx" > /dev/null 2>&1
+    onnx=$models/prithvi-300m.onnx
+    if [ -n "$python" ] && "$python" -c "import onnxruntime, openvino" 2>/dev/null && { [ -f "$onnx" ] || has_reference; }; then
+        # The export (once) needs terratorch and onnxscript; its errors are shown.
+        [ -f "$onnx" ] || "$python" scripts/bench/onnx_peers.py --export "$onnx" > /dev/null
         echo "== one 224×224 tile, full-size model, fp32 (median of 5 passes; 3 alternating rounds per setting)"
         for threads in 2 1; do
             for batch in 1 4; do
                 for round in 1 2 3; do
                     ours=$("$bin/coordinator" bench "$models/prithvi-300m" --tiles 5 --threads "$threads" --batch "$batch" | tail -1)
-                    ort=$("$python" scripts/bench/onnx_peers.py --model "$onnx" --runtime onnxruntime --threads "$threads" --batch "$batch" 2>/dev/null | tail -1)
-                    ov=$("$python" scripts/bench/onnx_peers.py --model "$onnx" --runtime openvino --threads "$threads" --batch "$batch" 2>/dev/null | tail -1)
+                    ort=$("$python" scripts/bench/onnx_peers.py --model "$onnx" --runtime onnxruntime --threads "$threads" --batch "$batch" | tail -1)
+                    ov=$("$python" scripts/bench/onnx_peers.py --model "$onnx" --runtime openvino --threads "$threads" --batch "$batch" | tail -1)
                     echo "threads $threads batch $batch round $round: ours ${ours#median_tile_ms: } ms, onnxruntime ${ort#median_tile_ms: } ms, openvino ${ov#median_tile_ms: } ms per tile"
                 done
             done
         done
     else
-        echo "== peers skipped: PYTHON needs terratorch, onnxscript, onnxruntime and openvino"
+        echo "== peers skipped: PYTHON needs onnxruntime and openvino (and terratorch and onnxscript until $onnx exists)"
     fi
 fi
