@@ -21,22 +21,9 @@ import numpy as np
 
 def export(path: str) -> None:
     import torch
-    from terratorch.models import EncoderDecoderFactory
+    from prithvi_reference import build_model
 
-    torch.manual_seed(0)
-    model = EncoderDecoderFactory().build_model(
-        task="segmentation",
-        backbone="prithvi_eo_v2_300_tl",
-        backbone_pretrained=False,
-        backbone_bands=["BLUE", "GREEN", "RED", "NIR_NARROW", "SWIR_1", "SWIR_2"],
-        necks=[{"name": "SelectIndices", "indices": [5, 11, 17, 23]}, {"name": "ReshapeTokensToImage"}],
-        decoder="UperNetDecoder",
-        decoder_channels=256,
-        decoder_scale_modules=True,
-        head_dropout=0.1,
-        num_classes=2,
-        rescale=True,
-    ).eval()
+    model = build_model()
 
     class Logits(torch.nn.Module):
         """The model's logits as a plain tensor (its ModelOutput is not exportable)."""

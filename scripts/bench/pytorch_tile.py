@@ -11,7 +11,7 @@ import statistics
 import time
 
 import torch
-from terratorch.models import EncoderDecoderFactory
+from prithvi_reference import build_model
 
 
 def main() -> None:
@@ -21,20 +21,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=1)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    torch.manual_seed(0)
-    model = EncoderDecoderFactory().build_model(
-        task="segmentation",
-        backbone="prithvi_eo_v2_300_tl",
-        backbone_pretrained=False,
-        backbone_bands=["BLUE", "GREEN", "RED", "NIR_NARROW", "SWIR_1", "SWIR_2"],
-        necks=[{"name": "SelectIndices", "indices": [5, 11, 17, 23]}, {"name": "ReshapeTokensToImage"}],
-        decoder="UperNetDecoder",
-        decoder_channels=256,
-        decoder_scale_modules=True,
-        head_dropout=0.1,
-        num_classes=2,
-        rescale=True,
-    ).eval()
+    model = build_model()
     x = torch.randn(args.batch, 6, 224, 224)
     location = torch.tensor([[12.49, 41.89]] * args.batch)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, "

@@ -14,7 +14,7 @@ import time
 import numpy as np
 import rasterio
 import torch
-from terratorch.models import EncoderDecoderFactory
+from prithvi_reference import build_model
 from terratorch.tasks.tiled_inference import tiled_inference
 
 MEANS = [0.1412956, 0.13795798, 0.12353792, 0.30902815, 0.2044958, 0.11912015]
@@ -31,16 +31,7 @@ def main() -> None:
     parser.add_argument("--decoder-channels", type=int, default=256)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    torch.manual_seed(0)
-    indices = [i * args.depth // 4 + args.depth // 4 - 1 for i in range(4)]
-    model = EncoderDecoderFactory().build_model(
-        task="segmentation", backbone="prithvi_eo_v2_300_tl", backbone_pretrained=False,
-        backbone_embed_dim=args.embed_dim, backbone_depth=args.depth, backbone_num_heads=args.heads,
-        backbone_bands=["BLUE", "GREEN", "RED", "NIR_NARROW", "SWIR_1", "SWIR_2"],
-        necks=[{"name": "SelectIndices", "indices": indices}, {"name": "ReshapeTokensToImage"}],
-        decoder="UperNetDecoder", decoder_channels=args.decoder_channels, decoder_scale_modules=True,
-        head_dropout=0.1, num_classes=2, rescale=True,
-    ).eval()
+    model = build_model(args.embed_dim, args.depth, args.heads, args.decoder_channels)
 
     start = time.perf_counter()
     with rasterio.open(args.scene) as src:
