@@ -13,10 +13,9 @@ per-pass times and a last line `median_tile_ms: X` (median pass time divided by 
 `coordinator bench`, so they can be run side by side.
 """
 import argparse
-import statistics
-import time
 
 import numpy as np
+from passes import time_passes
 
 
 def export(path: str) -> None:
@@ -95,14 +94,7 @@ def main() -> None:
     location = np.array([[12.49, 41.89]] * args.batch, dtype=np.float32)
     logits = run(image, location)  # warm-up
     assert logits.shape == (args.batch, 2, 224, 224), logits.shape
-    times = []
-    for index in range(args.tiles):
-        start = time.perf_counter()
-        run(image, location)
-        seconds = time.perf_counter() - start
-        times.append(seconds)
-        print(f"pass {index + 1}: {seconds * 1e3:.1f} ms")
-    print(f"median_tile_ms: {statistics.median(times) * 1e3 / args.batch:.1f}")
+    time_passes(lambda: run(image, location), args.tiles, args.batch)
 
 
 if __name__ == "__main__":

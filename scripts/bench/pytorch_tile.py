@@ -7,10 +7,9 @@ Needs `pip install terratorch` (torch). Prints per-pass times and a last line `m
 like `coordinator bench`, so the two can be run side by side.
 """
 import argparse
-import statistics
-import time
 
 import torch
+from passes import time_passes
 from prithvi_reference import build_model
 
 
@@ -26,16 +25,9 @@ def main() -> None:
     location = torch.tensor([[12.49, 41.89]] * args.batch)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
           f"{sum(p.numel() for p in model.parameters())} parameters")
-    times = []
     with torch.inference_mode():
         model(x, location_coords=location)  # warm-up
-        for index in range(args.tiles):
-            start = time.perf_counter()
-            model(x, location_coords=location)
-            seconds = time.perf_counter() - start
-            times.append(seconds)
-            print(f"pass {index + 1}: {seconds * 1e3:.1f} ms")
-    print(f"median_tile_ms: {statistics.median(times) * 1e3 / args.batch:.1f}")
+        time_passes(lambda: model(x, location_coords=location), args.tiles, args.batch)
 
 
 if __name__ == "__main__":
