@@ -79,7 +79,7 @@ public final class SceneReader {
         let side = 64, grid = 4
         let w = min(side, raster.width), h = min(side, raster.height)
         let block = try raster.blockSize(band: bands.first ?? 0)
-        /// Grid position `k` of `count` along an axis of `size` pixels, moved into its block.
+        /// Grid position `k` (of `grid`) along an axis of `size` pixels, moved into its block.
         func position(_ k: Int, size: Int, window: Int, block: Int) -> Int {
             let nominal = (size - window) * k / max(1, grid - 1)
             guard block >= window else { return nominal }
