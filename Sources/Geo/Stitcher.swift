@@ -34,9 +34,9 @@ public final class Stitcher {
     /// Scene row of accumulator row 0; rows above it are written.
     private var baseRow = 0
     // The accumulators, allocated once and owned by this object (freed in deinit; one thread
-    // uses a stitcher): Σw·logits per class, or Σw·margin (`planes` planes of capacityRows × width), Σw, and
-    // validity (0 where any tile saw nodata). Raw pointers keep the hot loops free of
-    // copy-on-write and exclusivity checks, so they vectorise.
+    // uses a stitcher): Σw·logits per class or Σw·margin (`planes` planes of capacityRows ×
+    // width), Σw, and validity (0 where any tile saw nodata). Raw pointers keep the hot loops
+    // free of copy-on-write and exclusivity checks, so they vectorise.
     private let sums: UnsafeMutablePointer<Float>
     private let weightSums: UnsafeMutablePointer<Float>
     /// Masks skip Σw: an argmax needs no normalisation, and a valid pixel always lies in a
@@ -109,8 +109,9 @@ public final class Stitcher {
     public var waiting: Int { pending.count }
 
     /// Hands in tile `index`: its logits resampled to the source window (classes × window ×
-    /// window, planar; one window × window plane of margins when `blendsMargins`) and its validity mask (source window size), or nil for a tile that was
-    /// skipped (all nodata). Strips complete by it (and by tiles it unblocks) are emitted.
+    /// window, planar; one window × window plane of margins when `blendsMargins`) and its
+    /// validity mask (source window size), or nil for a tile that was skipped (all nodata).
+    /// Strips complete by it (and by tiles it unblocks) are emitted.
     public func add(tile index: Int, logits: [Float]?, valid tileValid: [UInt8]?) throws {
         guard index >= nextTile, pending[index] == nil, index < plan.count else {
             throw PlanError("tile \(index) handed to the stitcher twice")
