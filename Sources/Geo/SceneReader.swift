@@ -86,14 +86,11 @@ public final class SceneReader {
             let start = nominal / block * block
             return max(0, min(nominal, start + block - window, size - window))
         }
+        let xs = Set((0..<grid).map { position($0, size: raster.width, window: w, block: block.width) }).sorted()
+        let ys = Set((0..<grid).map { position($0, size: raster.height, window: h, block: block.height) }).sorted()
         var sum = 0.0, count = 0
-        var xs = Set<Int>(), ys = Set<Int>()
-        for k in 0..<grid {
-            xs.insert(position(k, size: raster.width, window: w, block: block.width))
-            ys.insert(position(k, size: raster.height, window: h, block: block.height))
-        }
-        for y in ys.sorted() {
-            for x in xs.sorted() {
+        for y in ys {
+            for x in xs {
                 let values = try raster.read(bands: bands, window: PixelWindow(x: x, y: y, width: w, height: h))
                 let (windowSum, windowCount) = validSum(values, bands: bands.count, nodata: nodata)
                 sum += windowSum; count += windowCount

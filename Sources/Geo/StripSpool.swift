@@ -46,34 +46,44 @@ public final class StripSpool {
     /// mask bytes [count × width], then fsyncs.
     public func append(firstRow: Int, count: Int, floats: [Float]?, bytes: [UInt8]?) throws {
         guard firstRow == rows else { throw OutputError("\(path): rows \(firstRow)… arrive after \(rows) rows") }
-        if let bytes, bands == 1, bytesPerValue == 1 {
-            // A mask's rows are already the spool's layout.
-            guard bytes.count >= count * rowBytes else { throw OutputError("\(path): \(bytes.count) bytes for \(count) rows") }
-            try write(bytes, count: count * rowBytes)
-            rows += count
-            return
-        }
-        var data = [UInt8](repeating: 0, count: count * rowBytes)
-        let plane = count * width
-        data.withUnsafeMutableBytes { out in
-            for row in 0..<count {
-                for band in 0..<bands {
-                    let dst = out.baseAddress! + (row * bands + band) * width * bytesPerValue
-                    if let bytes {
-                        bytes.withUnsafeBytes { dst.copyMemory(from: $0.baseAddress! + row * width, byteCount: width) }
-                    } else if let floats {
-                        floats.withUnsafeBytes { dst.copyMemory(from: $0.baseAddress! + (band * plane + row * width) * 4, byteCount: width * 4) }
+        let length = count * rowBytes
+        if let bytes {
+            // Masks: one band of bytes, already the spool's layout.
+            guard bands == 1, bytesPerValue == 1, bytes.count >= length else {
+                throw OutputError("\(path): \(bytes.count) mask bytes for \(count) rows of \(bands) band(s)")
+            }
+            try bytes.withUnsafeBytes { try write($0, count: length) }
+        } else if let floats {
+            guard bytesPerValue == 4, floats.count >= bands * count * width else {
+                throw OutputError("\(path): \(floats.count) floats for \(count) rows of \(bands) band(s)")
+            }
+            if bands == 1 {
+                try floats.withUnsafeBytes { try write($0, count: length) }
+            } else {
+                // Planar → band-interleaved rows.
+                var data = [UInt8](repeating: 0, count: length)
+                let plane = count * width
+                data.withUnsafeMutableBytes { out in
+                    floats.withUnsafeBytes { src in
+                        for row in 0..<count {
+                            for band in 0..<bands {
+                                (out.baseAddress! + (row * bands + band) * width * 4).copyMemory(
+                                    from: src.baseAddress! + (band * plane + row * width) * 4, byteCount: width * 4)
+                            }
+                        }
                     }
                 }
+                try data.withUnsafeBytes { try write($0, count: length) }
             }
+        } else {
+            throw OutputError("\(path): rows \(firstRow)… come without values")
         }
-        try write(data, count: data.count)
         rows += count
     }
 
     /// Writes the first `count` bytes of `data` at the end and fsyncs.
-    private func write(_ data: [UInt8], count: Int) throws {
-        let written = data.withUnsafeBytes { Foundation.write(descriptor, $0.baseAddress, count) }
+    private func write(_ data: UnsafeRawBufferPointer, count: Int) throws {
+        let written = Foundation.write(descriptor, data.baseAddress, count)
         // errno means something only when the call returned -1 (a short write sets none).
         if written < 0 { throw OutputError.writeFailed(path, "cannot write", errorNumber: errno) }
         if written != count { throw OutputError.writeFailed(path, "short write (\(written) of \(count) bytes)", errorNumber: nil) }
