@@ -64,7 +64,7 @@ let package = Package(
             ]
         ),
         .target(name: "TestSupport", path: "Tests/TestSupport"),
-        .testTarget(name: "UnitTests", dependencies: ["Support", "Tensor", "Model", "Geo", "Pipeline", "MPITransport", "Serving", "TestSupport"]),
+        .testTarget(name: "UnitTests", dependencies: ["CKernels", "Support", "Tensor", "Model", "Geo", "Pipeline", "MPITransport", "Serving", "TestSupport"]),
         .testTarget(name: "IntegrationTests", dependencies: ["Support", "Tensor", "Model", "Geo", "Pipeline", "TestSupport"]),
     ]
 )

@@ -351,6 +351,14 @@ public final class RasterDataset {
         guard status == CE_None else { throw GDALError.last("\(path): cannot write \(window) of band \(index)") }
     }
 
+    /// Writes block (`x`, `y`) of a band straight to the driver, bypassing the block cache:
+    /// `data` holds a whole block (block width × height values of the band's type).
+    public func writeBlock(band index: Int, x: Int, y: Int, data: UnsafeRawPointer) throws {
+        CPLErrorReset()
+        let status = GDALWriteBlock(try band(index), Int32(x), Int32(y), UnsafeMutableRawPointer(mutating: data))
+        guard status == CE_None else { throw GDALError.last("\(path): cannot write block \(x), \(y) of band \(index)") }
+    }
+
     /// Flushes and closes; errors while flushing (disk full, I/O) are reported, not lost.
     public func close() throws {
         guard let handle else { return }

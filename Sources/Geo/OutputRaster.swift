@@ -31,7 +31,13 @@ public final class OutputRaster {
     private var dataset: RasterDataset?
     public let bands: Int
     public let width: Int
+    public let height: Int
     public let format: OutputFormat
+    /// The file's block size (256² tiles by default; whole-width strips with TILED=NO).
+    private let block: (width: Int, height: Int)
+    private let type: RasterDataType
+    /// One block's values, reused by the unbuffered writes.
+    private var blockBuffer: [UInt8] = []
     /// The COG driver's options (the user's creation options go there, not to the strip writer).
     private let cogOptions: [String]
 
@@ -50,6 +56,8 @@ public final class OutputRaster {
         self.temporaryPath = temporaryPath ?? directory + "/." + url.lastPathComponent + ".partial-\(getpid()).tif"
         self.bands = bands
         self.width = width
+        self.height = height
+        self.type = type
         self.format = format
         // Masks' overviews keep class values (nearest); float overviews average.
         let cogDefaults = ["COMPRESS=LZW", "BIGTIFF=IF_SAFER", "OVERVIEWS=AUTO", "RESAMPLING=\(type == .byte ? "NEAREST" : "AVERAGE")"]
@@ -62,6 +70,7 @@ public final class OutputRaster {
             throw OutputError("\(path): \(error)")
         }
         dataset = created
+        block = (try? created.blockSize(band: 0)) ?? (width, 1)
         do {
             try created.setGeoreferencing(georeferencing)
             for band in 0..<bands { try created.setNoDataValue(nodata, band: band) }
@@ -101,9 +110,17 @@ public final class OutputRaster {
         }
     }
 
+    /// Rows per write that `write` passes straight to the driver (whole rows of blocks, about 256).
+    public var rowsPerWrite: Int { max(1, 256 / max(block.height, 1)) * max(block.height, 1) }
+
     private func writeRows(firstRow: Int, rows: Int, floats: [Float]?, bytes: [UInt8]?) throws {
         guard let dataset else { throw GDALError("\(finalPath): output already closed") }
         let window = PixelWindow(x: 0, y: firstRow, width: width, height: rows)
+        let wholeBlockRows = firstRow % block.height == 0 && (rows % block.height == 0 || firstRow + rows == height)
+        if let bytes, bands == 1, type == .byte, wholeBlockRows, rows > 0, firstRow + rows <= height, bytes.count >= window.pixelCount {
+            try writeBlocks(firstRow: firstRow, rows: rows, bytes: bytes, into: dataset)
+            return
+        }
         if let bytes {
             try bytes.withUnsafeBufferPointer { try dataset.write(band: 0, window: window, bytes: $0) }
         }
@@ -112,6 +129,32 @@ public final class OutputRaster {
             try floats.withUnsafeBufferPointer { all in
                 for band in 0..<bands {
                     try dataset.write(band: band, window: window, values: UnsafeBufferPointer(rebasing: all[(band * plane)..<((band + 1) * plane)]))
+                }
+            }
+        }
+    }
+
+    /// Whole rows of blocks of a one-band byte raster, block by block straight to the driver
+    /// (GDALWriteBlock): through RasterIO every block would first be copied into the block
+    /// cache, whose fresh pages cost the kernel more than the LZW of the same rows. Edge blocks
+    /// are padded with 0 (nodata), as GDAL pads them.
+    private func writeBlocks(firstRow: Int, rows: Int, bytes: [UInt8], into dataset: RasterDataset) throws {
+        let (bw, bh) = block
+        if blockBuffer.count != bw * bh { blockBuffer = [UInt8](repeating: 0, count: bw * bh) }
+        let columns = (width + bw - 1) / bw
+        try bytes.withUnsafeBufferPointer { source in
+            try blockBuffer.withUnsafeMutableBufferPointer { buffer in
+                let (source, buffer) = (source.baseAddress!, buffer.baseAddress!)
+                for blockRow in stride(from: firstRow, to: firstRow + rows, by: bh) {
+                    let rowsHere = min(bh, firstRow + rows - blockRow)
+                    for column in 0..<columns {
+                        let x = column * bw, widthHere = min(bw, width - x)
+                        if widthHere < bw || rowsHere < bh { buffer.update(repeating: 0, count: bw * bh) }
+                        for r in 0..<rowsHere {
+                            (buffer + r * bw).update(from: source + (blockRow - firstRow + r) * width + x, count: widthHere)
+                        }
+                        try dataset.writeBlock(band: 0, x: column, y: blockRow / bh, data: UnsafeRawPointer(buffer))
+                    }
                 }
             }
         }

@@ -50,6 +50,7 @@ public final class Stitcher {
     /// Planes accumulated per pixel: 1 for margins, else one per class.
     private let planes: Int
     private var pending: [Int: (logits: [Float]?, valid: [UInt8]?)] = [:]
+    private var maskStrip: [UInt8] = []
     public private(set) var nextTile = 0
 
     /// Continuing an interrupted run whose strips through grid row `resumeAfter` are written:
@@ -90,8 +91,11 @@ public final class Stitcher {
         let cells = capacityRows * width
         sums = .allocate(capacity: max(1, planes * cells))
         sums.initialize(repeating: 0, count: planes * cells)
-        weightSums = .allocate(capacity: max(1, cells))
-        weightSums.initialize(repeating: 0, count: cells)
+        // Masks never touch Σw: one float, not a plane nobody reads (its fresh pages alone cost
+        // a 6000-wide scene a few milliseconds).
+        let weightCells = accumulatesWeights ? cells : 1
+        weightSums = .allocate(capacity: max(1, weightCells))
+        weightSums.initialize(repeating: 0, count: weightCells)
         valid = .allocate(capacity: max(1, cells))
         valid.initialize(repeating: 1, count: cells)
         if startGridRow >= plan.rows {
@@ -169,13 +173,18 @@ public final class Stitcher {
         case nil:
             break
         case .mask:
-            var bytes = [UInt8](repeating: 0, count: pixels)
+            // One strip's buffer serves the next of the same size (the sinks do not keep it).
+            if maskStrip.count != pixels { maskStrip = [UInt8](repeating: 0, count: pixels) }
+            var bytes = maskStrip
+            maskStrip = []
+            defer { maskStrip = bytes }
             bytes.withUnsafeMutableBufferPointer { out in
                 let out = out.baseAddress!
                 if blendsMargins {
                     // The common case (water or not): 255 where class 1 wins.
                     ck_mask_margin(sums, valid, out, pixels)
                 } else {
+                    out.update(repeating: 0, count: pixels)
                     for p in 0..<pixels where valid[p] == 1 {
                         var best = 0
                         for k in 1..<max(classes, 1) where sums[k * capacity + p] > sums[best * capacity + p] { best = k }

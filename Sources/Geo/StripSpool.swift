@@ -1,3 +1,4 @@
+import CKernels
 import Foundation
 
 /// Finished rows of a journaled `segment` run, appended to a raw file beside the output and
@@ -6,28 +7,45 @@ import Foundation
 /// a directory not yet updated), a raw append-only file can: `--resume` truncates it to the last
 /// journaled row and appends again.
 ///
-/// Layout: rows in order, each row band-interleaved (band 0's row, band 1's row, …), values as
-/// uint8 (masks) or float32.
+/// Layout: rows in order, each row of whole bytes (see `Encoding`).
 public final class StripSpool {
+    /// How a row is stored.
+    public enum Encoding: Equatable, Sendable {
+        /// float32, band-interleaved (band 0's row, band 1's row, …).
+        case floats(bands: Int)
+        /// One uint8 per pixel (masks of more than two classes).
+        case bytes
+        /// Two-class masks (every value 0 or 255), eight pixels a byte: pixel x in bit x % 8 of
+        /// byte x / 8. An eighth of the bytes: on a virtual machine the page-cache writes of a
+        /// byte-per-pixel spool cost the coordinator as much as blending the tiles.
+        case bits
+
+        public var bands: Int { if case .floats(let bands) = self { bands } else { 1 } }
+    }
+
     public let path: String
     public let width: Int
-    public let bands: Int
-    public let bytesPerValue: Int
+    public let encoding: Encoding
     private let descriptor: Int32
     public private(set) var rows: Int
 
-    public var rowBytes: Int { width * bands * bytesPerValue }
+    public let rowBytes: Int
 
     /// Opens (creating or keeping) the spool, truncated to `rows` rows.
-    public init(path: String, width: Int, bands: Int, bytesPerValue: Int, keepingRows rows: Int) throws {
+    public init(path: String, width: Int, encoding: Encoding, keepingRows rows: Int) throws {
         self.path = path
         self.width = width
-        self.bands = bands
-        self.bytesPerValue = bytesPerValue
+        self.encoding = encoding
+        switch encoding {
+        case .floats(let bands): rowBytes = width * bands * 4
+        case .bytes: rowBytes = width
+        case .bits: rowBytes = (width + 7) / 8
+        }
+        let rowBytes = self.rowBytes
         descriptor = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
         guard descriptor >= 0 else { throw OutputError.writeFailed(path, "cannot open", errorNumber: errno) }
         let size = lseek(descriptor, 0, SEEK_END)
-        let wanted = off_t(rows) * off_t(width * bands * bytesPerValue)
+        let wanted = off_t(rows) * off_t(rowBytes)
         guard size >= wanted else {
             close(descriptor)
             throw OutputError("cannot resume: \(path) holds \(size) bytes, the journal records \(wanted)")
@@ -47,14 +65,24 @@ public final class StripSpool {
     public func append(firstRow: Int, count: Int, floats: [Float]?, bytes: [UInt8]?) throws {
         guard firstRow == rows else { throw OutputError("\(path): rows \(firstRow)… arrive after \(rows) rows") }
         let length = count * rowBytes
-        if let bytes {
-            // Masks: one band of bytes, already the spool's layout.
-            guard bands == 1, bytesPerValue == 1, bytes.count >= length else {
-                throw OutputError("\(path): \(bytes.count) mask bytes for \(count) rows of \(bands) band(s)")
-            }
+        switch (encoding, bytes, floats) {
+        case (.bytes, let bytes?, _):
+            guard bytes.count >= count * width else { throw OutputError("\(path): \(bytes.count) mask bytes for \(count) rows") }
             try bytes.withUnsafeBytes { try write($0, count: length) }
-        } else if let floats {
-            guard bytesPerValue == 4, floats.count >= bands * count * width else {
+        case (.bits, let bytes?, _):
+            guard bytes.count >= count * width else { throw OutputError("\(path): \(bytes.count) mask bytes for \(count) rows") }
+            if packed.count < length { packed = [UInt8](repeating: 0, count: length) }
+            let inexact = bytes.withUnsafeBufferPointer { mask in
+                packed.withUnsafeMutableBufferPointer { out in
+                    (0..<count).reduce(0) { sum, row in
+                        sum + ck_pack_mask_bits(mask.baseAddress! + row * width, out.baseAddress! + row * rowBytes, width)
+                    }
+                }
+            }
+            guard inexact == 0 else { throw OutputError("\(path): \(inexact) mask values of rows \(firstRow)… are neither 0 nor 255") }
+            try packed.withUnsafeBytes { try write($0, count: length) }
+        case (.floats(let bands), _, let floats?):
+            guard floats.count >= bands * count * width else {
                 throw OutputError("\(path): \(floats.count) floats for \(count) rows of \(bands) band(s)")
             }
             if bands == 1 {
@@ -75,11 +103,14 @@ public final class StripSpool {
                 }
                 try data.withUnsafeBytes { try write($0, count: length) }
             }
-        } else {
-            throw OutputError("\(path): rows \(firstRow)… come without values")
+        default:
+            throw OutputError("\(path): rows \(firstRow)… come without values of the spool's type")
         }
         rows += count
     }
+
+    /// The packed rows of the last `.bits` append, kept for the next one.
+    private var packed: [UInt8] = []
 
     /// Writes the first `count` bytes of `data` at the end and fsyncs.
     private func write(_ data: UnsafeRawBufferPointer, count: Int) throws {
@@ -90,17 +121,32 @@ public final class StripSpool {
         if fsync(descriptor) != 0 { throw OutputError.writeFailed(path, "cannot flush", errorNumber: errno) }
     }
 
-    /// Copies every row into `output`, `chunkRows` rows at a time (bounded memory).
-    public func copy(into output: OutputRaster, chunkRows: Int = 256) throws {
+    /// Copies every row into `output`, `chunkRows` rows at a time (bounded memory; by default
+    /// whole rows of the output's blocks, which it writes without its block cache).
+    public func copy(into output: OutputRaster, chunkRows: Int? = nil) throws {
+        let chunkRows = chunkRows ?? output.rowsPerWrite
+        let bands = encoding.bands
+        var data = [UInt8](repeating: 0, count: min(chunkRows, max(rows, 1)) * rowBytes)
+        var mask = encoding == .bits ? [UInt8](repeating: 0, count: min(chunkRows, max(rows, 1)) * width) : []
         var row = 0
         while row < rows {
             let count = min(chunkRows, rows - row)
-            var data = [UInt8](repeating: 0, count: count * rowBytes)
-            let read = data.withUnsafeMutableBytes { pread(descriptor, $0.baseAddress, $0.count, off_t(row) * off_t(rowBytes)) }
-            guard read == data.count else { throw OutputError("\(path): short read at row \(row)") }
-            if bytesPerValue == 1 && bands == 1 {
+            let wanted = count * rowBytes
+            let read = data.withUnsafeMutableBytes { pread(descriptor, $0.baseAddress, wanted, off_t(row) * off_t(rowBytes)) }
+            guard read == wanted else { throw OutputError("\(path): short read at row \(row)") }
+            switch encoding {
+            case .bytes:
                 try output.write(firstRow: row, rows: count, floats: nil, bytes: data)
-            } else {
+            case .bits:
+                data.withUnsafeBufferPointer { packed in
+                    mask.withUnsafeMutableBufferPointer { out in
+                        for r in 0..<count {
+                            ck_unpack_mask_bits(packed.baseAddress! + r * rowBytes, out.baseAddress! + r * width, width)
+                        }
+                    }
+                }
+                try output.write(firstRow: row, rows: count, floats: nil, bytes: mask)
+            case .floats:
                 let plane = count * width
                 var floats = [Float](repeating: 0, count: bands * plane)
                 data.withUnsafeBytes { src in

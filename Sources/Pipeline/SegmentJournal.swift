@@ -11,7 +11,8 @@ public final class SegmentJournal {
     public struct Header: Codable, Equatable, Sendable {
         /// 2: two-class masks blended from class margins and the 4×4 block-aligned ÷10000
         /// sample; a version-1 journal (earlier builds) cannot be continued bit for bit.
-        public var version = 2
+        /// 3: two-class masks spooled eight pixels a byte.
+        public var version = 3
         public var input: String
         public var inputBytes: Int64
         public var inputModified: Double

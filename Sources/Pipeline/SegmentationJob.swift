@@ -155,6 +155,8 @@ public final class SegmentationJob: TilingJob {
                                       format: options.format)
         var startGridRow = 0
         var skipStripsThrough = -1
+        let spooled: StripSpool.Encoding = kind != .mask ? .floats(bands: bands)
+            : Stitcher.blendsMargins(classes: config.numClasses, kind: kind) ? .bits : .bytes
         switch mode {
         case .off:
             sink = .direct(try OutputRaster(
@@ -165,7 +167,7 @@ public final class SegmentationJob: TilingJob {
             let header = try Self.header(input: input, model: model, options: options, plan: plan)
             _ = try OutputRaster.checkDirectory(of: outputPath)
             let journal = try SegmentJournal(creating: paths.journal, header: header)
-            let spool = try StripSpool(path: paths.partial, width: raster.width, bands: bands, bytesPerValue: kind == .mask ? 1 : 4, keepingRows: 0)
+            let spool = try StripSpool(path: paths.partial, width: raster.width, encoding: spooled, keepingRows: 0)
             sink = .journaled(journal, spool, settings)
         case .resume(let model):
             let header = try Self.header(input: input, model: model, options: options, plan: plan)
@@ -176,7 +178,7 @@ public final class SegmentationJob: TilingJob {
             startGridRow = written < 0 ? 0 : Stitcher.resumeGridRow(plan, after: written)
             skipStripsThrough = written
             let kept = written < 0 ? 0 : plan.rowsFinal(afterGridRow: written)
-            let spool = try StripSpool(path: paths.partial, width: raster.width, bands: bands, bytesPerValue: kind == .mask ? 1 : 4, keepingRows: kept)
+            let spool = try StripSpool(path: paths.partial, width: raster.width, encoding: spooled, keepingRows: kept)
             sink = .journaled(journal, spool, settings)
         }
         tilesResumed = min(startGridRow, plan.rows) * plan.columns

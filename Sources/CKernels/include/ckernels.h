@@ -25,5 +25,11 @@ void ck_blend_row(float *weight_sums, float *sums, long plane_stride, const floa
 void ck_and_bytes(uint8_t *dst, const uint8_t *src, long n);
 /// Two-class mask from blended class margins: 255 where valid[p] == 1 and margins[p] > 0, else 0.
 void ck_mask_margin(const float *margins, const uint8_t *valid, uint8_t *out, long n);
+/// Packs n mask bytes that are 0 or 255 into (n + 7) / 8 bytes, pixel i → bit i % 8 of out[i / 8]
+/// (1 = 255; the last byte's unused bits 0). Returns how many bytes were neither 0 nor 255
+/// (packed as their top bit): 0 means the packing is exact.
+long ck_pack_mask_bits(const uint8_t *in, uint8_t *out, long n);
+/// The inverse: n bytes of 0 or 255 from (n + 7) / 8 packed bytes.
+void ck_unpack_mask_bits(const uint8_t *in, uint8_t *out, long n);
 
 #endif
