@@ -74,6 +74,10 @@ public final class SegmentJournal {
             close(descriptor)
             throw SegmentationFailure("\(path) is not a segment journal", kind: .badInput)
         }
+        guard header.version == expected.version else {
+            close(descriptor)
+            throw SegmentationFailure("\(path) was written by another build (journal version \(header.version), this build writes \(expected.version)) and cannot be continued bit for bit; run without --resume to start over", kind: .badInput)
+        }
         guard header == expected else {
             close(descriptor)
             throw SegmentationFailure("\(path) records a different run (input, model or options changed); run without --resume to start over", kind: .badInput)

@@ -97,4 +97,15 @@ import Testing
         #expect(error?.description.contains("locked") == true)
         withExtendedLifetime(first) {}
     }
+
+    @Test func aJournalOfAnotherBuildIsRefusedWithItsVersion() throws {
+        let dir = TemporaryDirectory("version")
+        let header = SegmentJournal.Header(input: "/x", inputBytes: 1, inputModified: 0, model: "/m", weightsBytes: 1, bands: [0],
+                                           tileSize: 224, stride: 192, scale: 1, output: "mask", batch: 1, width: 1, height: 1)
+        var older = header
+        older.version -= 1
+        _ = try SegmentJournal(creating: dir.file(".m.tif.journal"), header: older)
+        let error = #expect(throws: SegmentationFailure.self) { try SegmentJournal(resuming: dir.file(".m.tif.journal"), expected: header) }
+        #expect(error?.description.contains("journal version \(older.version), this build writes \(header.version)") == true, "\(String(describing: error))")
+    }
 }
