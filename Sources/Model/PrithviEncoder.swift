@@ -61,7 +61,7 @@ final class PrithviEncoder {
             let src = pixels + image * c.inChannels * height * width
             Self.patchify(src, channels: c.inChannels, height: height, width: width, patch: p, into: patchRows)
             let rows = x + (image * tokens + 1) * e
-            patchEmbed.apply(patchRows, rows: patches, into: rows)
+            patchEmbed.apply(patchRows, rows: patches, into: rows, scratch: scratch)
             positions.withUnsafeBufferPointer { VectorMath.add($0.baseAddress! + e, into: rows, count: patches * e) }
             var extra = [Float](repeating: 0, count: e)
             if let temporal, let scale = temporalScale {

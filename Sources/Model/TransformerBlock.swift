@@ -34,19 +34,19 @@ struct TransformerBlock {
         profile.measure("encoder.layernorm") {
             VectorMath.layerNorm(x, rows: rows, dim: e, weight: norm1Weight, bias: norm1Bias, eps: eps, into: normed)
         }
-        profile.measure("encoder.qkv") { qkv.apply(normed, rows: rows, into: qkvOut) }
+        profile.measure("encoder.qkv") { qkv.apply(normed, rows: rows, into: qkvOut, scratch: scratch) }
         profile.measure("encoder.attention") {
             for image in 0..<images {
                 Attention.multiHead(qkvOut + image * tokens * 3 * e, tokens: tokens, embedDim: e, heads: heads,
                                     into: attended + image * tokens * e, scratch: scratch)
             }
         }
-        profile.measure("encoder.proj") { proj.apply(attended, rows: rows, into: x, accumulate: true) }
+        profile.measure("encoder.proj") { proj.apply(attended, rows: rows, into: x, accumulate: true, scratch: scratch) }
         profile.measure("encoder.layernorm") {
             VectorMath.layerNorm(x, rows: rows, dim: e, weight: norm2Weight, bias: norm2Bias, eps: eps, into: normed)
         }
-        profile.measure("encoder.fc1") { fc1.apply(normed, rows: rows, into: hidden) }
+        profile.measure("encoder.fc1") { fc1.apply(normed, rows: rows, into: hidden, scratch: scratch) }
         profile.measure("encoder.gelu") { VectorMath.gelu(hidden, count: rows * fc1.outFeatures) }
-        profile.measure("encoder.fc2") { fc2.apply(hidden, rows: rows, into: x, accumulate: true) }
+        profile.measure("encoder.fc2") { fc2.apply(hidden, rows: rows, into: x, accumulate: true, scratch: scratch) }
     }
 }

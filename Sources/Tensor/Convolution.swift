@@ -2,12 +2,12 @@
 /// Every convolution is a handful of large GEMMs, never a 9× im2col copy.
 
 /// A 3×3 (padding 1) or 1×1 convolution with its bias; BatchNorm already folded in.
-/// Weights are stored per tap: [taps][out][in], so each tap is one GEMM against `xᵀ`.
+/// The weights are one GEMM operand of k = taps·in: row `t·in + i` of B holds tap t, input channel i.
 public struct ConvWeights {
     public let kernel: Int
     public let inChannels: Int
     public let outChannels: Int
-    public let taps: FloatBuffer
+    public let weights: PackedMatrix
     public let bias: FloatBuffer
 
     /// From PyTorch's Conv2d layout [out][in][k][k], scaling output channel o by `scale[o]` and
@@ -18,23 +18,25 @@ public struct ConvWeights {
         self.kernel = kernel
         self.inChannels = inChannels
         self.outChannels = outChannels
-        let tapCount = kernel * kernel
-        taps = FloatBuffer(count: tapCount * outChannels * inChannels, zeroed: false)
+        let tapCount = kernel * kernel, k = tapCount * inChannels
+        let rows = FloatBuffer(count: outChannels * k, zeroed: false)  // [out][tap][in], then packed
         self.bias = FloatBuffer(count: outChannels, zeroed: false)
         for o in 0..<outChannels {
             let s = scale?[o] ?? 1
             for i in 0..<inChannels {
                 for t in 0..<tapCount {
-                    taps.pointer[(t * outChannels + o) * inChannels + i] = weight[(o * inChannels + i) * tapCount + t] * s
+                    rows.pointer[o * k + t * inChannels + i] = weight[(o * inChannels + i) * tapCount + t] * s
                 }
             }
             self.bias.pointer[o] = (bias?[o] ?? 0) * s + (shift?[o] ?? 0)
         }
+        weights = PackedMatrix(packing: rows.pointer, n: outChannels, k: k, transposed: true)
     }
 
     /// y = act(conv(x) + b) for an h×w map; `y` rows are `yStride` apart (concatenation for free).
     /// A 3×3 tap (dy, dx) reads the zero-padded map shifted by dy rows and dx pixels; with the padded
-    /// map flattened, that is one GEMM over h·(w+2) rows, whose 2 extra pixels per row are dropped.
+    /// map flattened, the nine taps are nine runs of one GEMM row over h·(w+2) rows, whose 2 extra
+    /// pixels per row are dropped.
     public func apply(
         _ x: UnsafePointer<Float>, height h: Int, width w: Int,
         into y: UnsafeMutablePointer<Float>, yStride: Int? = nil, relu: Bool, scratch: Scratch
@@ -42,8 +44,7 @@ public struct ConvWeights {
         let ldy = yStride ?? outChannels
         if kernel == 1 {
             for p in 0..<(h * w) { (y + p * ldy).update(from: bias.pointer, count: outChannels) }
-            BLAS.sgemmUnchecked(m: h * w, n: outChannels, k: inChannels, a: x, lda: inChannels,
-                                b: taps.pointer, ldb: inChannels, transposeB: true, c: y, ldc: ldy, beta: 1)
+            GEMM.accumulate(x, lda: inChannels, rows: h * w, weights, into: y, ldc: ldy, scratch: scratch)
             if relu { for p in 0..<(h * w) { VectorMath.relu(y + p * ldy, count: outChannels) } }
             return
         }
@@ -55,38 +56,38 @@ public struct ConvWeights {
             (padded + ((row + 1) * pw + 1) * inChannels).update(from: x + row * w * inChannels, count: w * inChannels)
         }
         let wide = scratch.buffer("conv3x3.wide", h * pw * outChannels)
-        for t in 0..<9 {
-            let (dy, dx) = (t / 3, t % 3)
-            BLAS.sgemmUnchecked(
-                m: h * pw, n: outChannels, k: inChannels, a: padded + (dy * pw + dx) * inChannels, lda: inChannels,
-                b: taps.pointer + t * outChannels * inChannels, ldb: inChannels, transposeB: true,
-                c: wide, ldc: outChannels, beta: t == 0 ? 0 : 1)
-        }
+        for p in 0..<(h * pw) { (wide + p * outChannels).update(from: bias.pointer, count: outChannels) }
+        let taps = (0..<9).map { t in ((t / 3) * pw + t % 3) * inChannels }
+        GEMM.accumulate(padded, lda: inChannels, rows: h * pw, segments: taps, weights, into: wide, ldc: outChannels, scratch: scratch)
         for row in 0..<h {
-            for col in 0..<w {
-                let dst = y + (row * w + col) * ldy
-                dst.update(from: wide + (row * pw + col) * outChannels, count: outChannels)
-                VectorMath.add(bias.pointer, into: dst, count: outChannels)
-                if relu { VectorMath.relu(dst, count: outChannels) }
+            let dst = y + row * w * ldy, src = wide + row * pw * outChannels
+            if ldy == outChannels {
+                dst.update(from: src, count: w * outChannels)
+                if relu { VectorMath.relu(dst, count: w * outChannels) }
+            } else {
+                for col in 0..<w {
+                    (dst + col * ldy).update(from: src + col * outChannels, count: outChannels)
+                    if relu { VectorMath.relu(dst + col * ldy, count: outChannels) }
+                }
             }
         }
     }
 }
 
 /// ConvTranspose2d with kernel 2, stride 2: every input pixel paints a 2×2 block of outputs.
-/// Weights repacked from PyTorch's [in][out][2][2] to [in][(dy·2+dx)·out + o], so the whole layer is
-/// one GEMM (pixels × in)·(in × 4·out) followed by a scatter of the 4 sub-pixels.
+/// Weights rearranged from PyTorch's [in][out][2][2] to B[in][(dy·2+dx)·out + o], so the whole layer
+/// is one GEMM (pixels × in)·(in × 4·out) followed by a scatter of the 4 sub-pixels.
 public struct ConvTranspose2x2Weights {
     public let inChannels: Int
     public let outChannels: Int
-    public let packed: FloatBuffer
+    public let weights: PackedMatrix
     public let bias: FloatBuffer
 
     public init(pytorch weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?, inChannels: Int, outChannels: Int,
                 scale: [Float]? = nil, shift: [Float]? = nil) {
         self.inChannels = inChannels
         self.outChannels = outChannels
-        packed = FloatBuffer(count: inChannels * 4 * outChannels, zeroed: false)
+        let packed = FloatBuffer(count: inChannels * 4 * outChannels, zeroed: false)
         self.bias = FloatBuffer(count: outChannels, zeroed: false)
         for i in 0..<inChannels {
             for o in 0..<outChannels {
@@ -96,13 +97,15 @@ public struct ConvTranspose2x2Weights {
             }
         }
         for o in 0..<outChannels { self.bias.pointer[o] = (bias?[o] ?? 0) * (scale?[o] ?? 1) + (shift?[o] ?? 0) }
+        weights = PackedMatrix(packing: packed.pointer, n: 4 * outChannels, k: inChannels, transposed: false)
     }
 
     /// y (2h × 2w × out) from x (h × w × in).
     public func apply(_ x: UnsafePointer<Float>, height h: Int, width w: Int, into y: UnsafeMutablePointer<Float>, scratch: Scratch) {
         let n = 4 * outChannels
         let blocks = scratch.buffer("convT.blocks", h * w * n)
-        BLAS.sgemmUnchecked(m: h * w, n: n, k: inChannels, a: x, lda: inChannels, b: packed.pointer, ldb: n, c: blocks, ldc: n)
+        blocks.update(repeating: 0, count: h * w * n)
+        GEMM.accumulate(x, lda: inChannels, rows: h * w, weights, into: blocks, ldc: n, scratch: scratch)
         let outWidth = 2 * w
         for row in 0..<h {
             for col in 0..<w {

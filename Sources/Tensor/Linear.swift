@@ -1,32 +1,35 @@
-/// A fully connected layer in PyTorch's layout: weight [out × in], optional bias [out].
+/// A fully connected layer: PyTorch's weight [out × in] packed once for the GEMM, optional bias [out].
 public struct LinearWeights {
-    public let weight: UnsafePointer<Float>
+    public let weight: PackedMatrix
     public let bias: UnsafePointer<Float>?
-    public let inFeatures: Int
-    public let outFeatures: Int
+    public var inFeatures: Int { weight.k }
+    public var outFeatures: Int { weight.n }
 
+    public init(packed weight: PackedMatrix, bias: UnsafePointer<Float>?) {
+        self.weight = weight; self.bias = bias
+    }
+
+    /// Packs `weight` ([out × in], PyTorch's layout) into this process's memory.
     public init(weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?, inFeatures: Int, outFeatures: Int) {
-        self.weight = weight; self.bias = bias; self.inFeatures = inFeatures; self.outFeatures = outFeatures
+        self.init(packed: PackedMatrix(packing: weight, n: outFeatures, k: inFeatures, transposed: true), bias: bias)
     }
 
     /// y[rows × out] = x[rows × in] · Wᵀ + b, or y += x · Wᵀ + b when `accumulate` (residual adds).
     /// `x` rows are `xStride` apart, `y` rows `yStride` apart (defaults: dense).
     public func apply(
         _ x: UnsafePointer<Float>, rows: Int, xStride: Int? = nil,
-        into y: UnsafeMutablePointer<Float>, yStride: Int? = nil, accumulate: Bool = false
+        into y: UnsafeMutablePointer<Float>, yStride: Int? = nil, accumulate: Bool = false, scratch: Scratch
     ) {
         let ldy = yStride ?? outFeatures
-        var beta: Float = accumulate ? 1 : 0
         if let bias {
             if accumulate {
                 VectorMath.addBias(y, rows: rows, cols: outFeatures, stride: ldy, bias: bias)
             } else {
                 for r in 0..<rows { (y + r * ldy).update(from: bias, count: outFeatures) }
             }
-            beta = 1
+        } else if !accumulate {
+            for r in 0..<rows { (y + r * ldy).update(repeating: 0, count: outFeatures) }
         }
-        BLAS.sgemmUnchecked(
-            m: rows, n: outFeatures, k: inFeatures, a: x, lda: xStride ?? inFeatures,
-            b: weight, ldb: inFeatures, transposeB: true, c: y, ldc: ldy, beta: beta)
+        GEMM.accumulate(x, lda: xStride ?? inFeatures, rows: rows, weight, into: y, ldc: ldy, scratch: scratch)
     }
 }

@@ -23,6 +23,15 @@ public enum Parallel {
         }
     }
 
+    /// Runs `body(0) … body(parts − 1)` concurrently, one call per worker thread.
+    public static func forParts(_ parts: Int, _ body: (Int) -> Void) {
+        guard parts > 1 else { if parts == 1 { body(0) }; return }
+        withoutActuallyEscaping(body) { body in
+            let shared = UncheckedBox(body)
+            DispatchQueue.concurrentPerform(iterations: parts) { shared.value($0) }
+        }
+    }
+
     /// Runs items `0..<count` on at most `workers` workers (read once by the caller, who sized
     /// per-worker scratch with it: a second read could see another thread's BLAS setting and
     /// index past that scratch), each taking a contiguous share and knowing its index `< workers`.

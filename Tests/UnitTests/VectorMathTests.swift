@@ -76,8 +76,8 @@ import Testing
         w.withUnsafeBufferPointer { wp in
             b.withUnsafeBufferPointer { bp in
                 let layer = LinearWeights(weight: wp.baseAddress!, bias: bp.baseAddress!, inFeatures: inF, outFeatures: outF)
-                layer.apply(x, rows: rows, into: &y)
-                layer.apply(x, rows: rows, into: &residual, accumulate: true)
+                layer.apply(x, rows: rows, into: &y, scratch: Scratch())
+                layer.apply(x, rows: rows, into: &residual, accumulate: true, scratch: Scratch())
             }
         }
         for r in 0..<rows {

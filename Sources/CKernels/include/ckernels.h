@@ -32,4 +32,37 @@ long ck_pack_mask_bits(const uint8_t *in, uint8_t *out, long n);
 /// The inverse: n bytes of 0 or 255 from (n + 7) / 8 packed bytes.
 void ck_unpack_mask_bits(const uint8_t *in, uint8_t *out, long n);
 
+// ---- GEMM (gemm.c): C += A·B with B packed once, A packed per call ----
+// B (k × n) is packed in panels of CK_GEMM_PANEL columns: panel p holds, for each kk < k, the 32
+// values B[kk][32p … 32p+31] (zeros past n). A (m × k) is packed in groups of
+// ck_gemm_group_rows(variant) rows and, within a group, in blocks of CK_GEMM_KBLOCK k values: a
+// block holds the group's rows one after another (a copy without the 4 KiB row stride whose
+// rows would all fall into one L1 set). The last group may have fewer rows; nothing is padded.
+// Rounding contract: every element of C gets, for each block of CK_GEMM_KBLOCK k values in order,
+// one fused multiply-add chain from 0 added to C — the same operations in the same order in every
+// variant, whatever the thread split: results are bitwise identical across variants and threads.
+#define CK_GEMM_PANEL 32
+#define CK_GEMM_KBLOCK 256
+enum { CK_GEMM_PORTABLE = 0, CK_GEMM_AVX2 = 1, CK_GEMM_AVX512 = 2 };
+/// Whether this CPU runs `variant`; the fastest one it runs.
+int ck_gemm_supported(int variant);
+int ck_gemm_best_variant(void);
+/// Rows per packed A group of `variant`.
+int ck_gemm_group_rows(int variant);
+/// Floats of a packed B (k × n) and of a packed A (m × k).
+long ck_gemm_packed_b_floats(long n, long k);
+long ck_gemm_packed_a_floats(int variant, long m, long k);
+/// Packs B from w: with `transposed`, w is n × k (PyTorch's Linear weight, B = wᵀ), else k × n;
+/// rows of w are `ldw` apart.
+void ck_gemm_pack_b(const float *w, long ldw, int transposed, long n, long k, float *packed);
+/// Packs groups [group_begin, group_end) of A. Row r of A is `segments` runs of `segment_width`
+/// values, run s at x + r·ldx + segment_offsets[s] (NULL: one run at x + r·ldx): a 3×3
+/// convolution's nine shifted taps become one A of k = 9·channels without an im2col copy.
+void ck_gemm_pack_a(int variant, const float *x, long ldx, long m, long segments, long segment_width,
+                    const long *segment_offsets, float *packed, long group_begin, long group_end);
+/// C (m × n, rows ldc apart) += A·B over row groups [group_begin, group_end) and panels
+/// [panel_begin, panel_end); disjoint ranges may run on different threads.
+void ck_gemm_run(int variant, long m, long n, long k, const float *a, long lda, const float *packed_b, float *c, long ldc,
+                 long group_begin, long group_end, long panel_begin, long panel_end);
+
 #endif

@@ -1,0 +1,241 @@
+// C += A·B for the model's GEMMs, with B (the weights) packed once into 32-column panels and A
+// (the activations) packed per call into row groups, so that the micro-kernels read both
+// sequentially. ckernels.h gives the layouts and the rounding contract.
+//
+// Why not OpenBLAS: at these tall-skinny shapes (197 or 788 rows, K = 1024…4096) it re-packs the
+// weights on every call and its two threads meet at barriers inside every GEMM; with the weights
+// packed once and each thread owning a range of rows (packing its own A), no call packs B and no
+// thread waits for another until the call ends.
+#include "ckernels.h"
+#include <math.h>
+#include <stddef.h>
+#include <string.h>
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
+// Every kernel is written with explicit fmaf / FMA intrinsics; nothing else may be contracted.
+#pragma clang fp contract(off)
+
+#define NR CK_GEMM_PANEL
+#define KC CK_GEMM_KBLOCK
+
+long ck_gemm_packed_b_floats(long n, long k) { return (n + NR - 1) / NR * k * NR; }
+
+void ck_gemm_pack_b(const float *w, long ldw, int transposed, long n, long k, float *packed) {
+    long panels = (n + NR - 1) / NR;
+    for (long p = 0; p < panels; p++) {
+        float *dst = packed + p * k * NR;
+        for (long j = 0; j < NR; j++) {
+            long col = p * NR + j;
+            if (col >= n) {
+                for (long kk = 0; kk < k; kk++) dst[kk * NR + j] = 0;
+            } else if (transposed) {  // w is n × k: column `col` of B is row `col` of w
+                const float *src = w + col * ldw;
+                for (long kk = 0; kk < k; kk++) dst[kk * NR + j] = src[kk];
+            } else {  // w is k × n
+                for (long kk = 0; kk < k; kk++) dst[kk * NR + j] = w[kk * ldw + col];
+            }
+        }
+    }
+}
+
+int ck_gemm_group_rows(int variant) {
+    switch (variant) {
+    case CK_GEMM_AVX512: return 12;
+    case CK_GEMM_AVX2: return 6;
+    default: return 4;
+    }
+}
+
+long ck_gemm_packed_a_floats(int variant, long m, long k) {
+    long mr = ck_gemm_group_rows(variant);
+    return (m + mr - 1) / mr * mr * k;
+}
+
+// Logical columns [c0, c1) of a row of A, made of `segments` runs of `width` values.
+static void copy_columns(const float *row, long width, const long *offsets, long c0, long c1, float *dst) {
+    if (!offsets) { memcpy(dst, row + c0, (size_t)(c1 - c0) * sizeof(float)); return; }
+    while (c0 < c1) {
+        long s = c0 / width, within = c0 - s * width;
+        long count = width - within < c1 - c0 ? width - within : c1 - c0;
+        memcpy(dst, row + offsets[s] + within, (size_t)count * sizeof(float));
+        dst += count; c0 += count;
+    }
+}
+
+void ck_gemm_pack_a(int variant, const float *x, long ldx, long m, long segments, long segment_width,
+                    const long *segment_offsets, float *packed, long group_begin, long group_end) {
+    long mr = ck_gemm_group_rows(variant);
+    long k = segments * segment_width;
+    for (long g = group_begin; g < group_end; g++) {
+        long rows = m - g * mr < mr ? m - g * mr : mr;
+        float *dst = packed + g * mr * k;
+        for (long k0 = 0; k0 < k; k0 += KC) {
+            long kc = k - k0 < KC ? k - k0 : KC;
+            for (long i = 0; i < rows; i++)
+                copy_columns(x + (g * mr + i) * ldx, segment_width, segment_offsets, k0, k0 + kc, dst + k0 * mr + i * kc);
+        }
+    }
+}
+
+// ---- portable kernel: one fmaf chain per element, exactly the vector kernels' arithmetic ----
+
+static void kernel_portable(long mr, long nr, long kc, const float *a, long as, const float *b, float *c, long ldc) {
+    for (long i = 0; i < mr; i++) {
+        float acc[NR] = {0};  // all 32 columns (B is zero past n): the j loop vectorises where fmaf is an instruction
+        for (long k = 0; k < kc; k++) {
+            float av = a[i * as + k];
+            for (long j = 0; j < NR; j++) acc[j] = fmaf(av, b[k * NR + j], acc[j]);
+        }
+        for (long j = 0; j < nr; j++) c[i * ldc + j] = c[i * ldc + j] + acc[j];
+    }
+}
+
+#if defined(__x86_64__) && defined(__clang__)
+
+// The row loops must unroll completely, or the accumulators live on the stack.
+#define UNROLL _Pragma("clang loop unroll(full)")
+
+// ---- AVX-512: 12 rows × 32 columns (24 zmm accumulators, 2 for B, broadcasts of A) ----
+
+#define AVX512 __attribute__((target("avx512f")))
+
+static inline __attribute__((always_inline)) AVX512 void
+kernel_avx512(const long MR, long nr, long kc, const float *a, long as, const float *b, float *c, long ldc) {
+    __m512 acc0[12], acc1[12];
+    // C's tile is read once, after the k loop: ask for it now so that it arrives meanwhile.
+    UNROLL for (long i = 0; i < MR; i++) { _mm_prefetch((const char *)(c + i * ldc), _MM_HINT_T0); _mm_prefetch((const char *)(c + i * ldc + 16), _MM_HINT_T0); }
+    UNROLL for (long i = 0; i < MR; i++) { acc0[i] = _mm512_setzero_ps(); acc1[i] = _mm512_setzero_ps(); }
+    for (long k = 0; k < kc; k++) {
+        __m512 b0 = _mm512_loadu_ps(b + k * NR), b1 = _mm512_loadu_ps(b + k * NR + 16);
+        UNROLL for (long i = 0; i < MR; i++) {
+            __m512 av = _mm512_set1_ps(a[i * as + k]);
+            acc0[i] = _mm512_fmadd_ps(av, b0, acc0[i]);
+            acc1[i] = _mm512_fmadd_ps(av, b1, acc1[i]);
+        }
+    }
+    if (nr == NR) {
+        UNROLL for (long i = 0; i < MR; i++) {
+            float *row = c + i * ldc;
+            _mm512_storeu_ps(row, _mm512_add_ps(_mm512_loadu_ps(row), acc0[i]));
+            _mm512_storeu_ps(row + 16, _mm512_add_ps(_mm512_loadu_ps(row + 16), acc1[i]));
+        }
+    } else {  // the last panel of a matrix whose width is no multiple of 32
+        __mmask16 m0 = (__mmask16)(nr >= 16 ? 0xFFFF : (1u << nr) - 1);
+        __mmask16 m1 = (__mmask16)(nr >= 32 ? 0xFFFF : nr <= 16 ? 0 : (1u << (nr - 16)) - 1);
+        UNROLL for (long i = 0; i < MR; i++) {
+            float *row = c + i * ldc;
+            _mm512_mask_storeu_ps(row, m0, _mm512_add_ps(_mm512_maskz_loadu_ps(m0, row), acc0[i]));
+            _mm512_mask_storeu_ps(row + 16, m1, _mm512_add_ps(_mm512_maskz_loadu_ps(m1, row + 16), acc1[i]));
+        }
+    }
+}
+
+#define AVX512_ROWS(R) \
+    static AVX512 void kernel_avx512_##R(long nr, long kc, const float *a, long as, const float *b, float *c, long ldc) { \
+        kernel_avx512(R, nr, kc, a, as, b, c, ldc); \
+    }
+AVX512_ROWS(1) AVX512_ROWS(2) AVX512_ROWS(3) AVX512_ROWS(4) AVX512_ROWS(5) AVX512_ROWS(6)
+AVX512_ROWS(7) AVX512_ROWS(8) AVX512_ROWS(9) AVX512_ROWS(10) AVX512_ROWS(11) AVX512_ROWS(12)
+
+typedef void (*row_kernel)(long nr, long kc, const float *a, long as, const float *b, float *c, long ldc);
+static const row_kernel avx512_kernels[13] = {
+    0, kernel_avx512_1, kernel_avx512_2, kernel_avx512_3, kernel_avx512_4, kernel_avx512_5, kernel_avx512_6,
+    kernel_avx512_7, kernel_avx512_8, kernel_avx512_9, kernel_avx512_10, kernel_avx512_11, kernel_avx512_12,
+};
+
+// ---- AVX2 + FMA: 6 rows × 16 columns, half a panel at a time (12 ymm accumulators) ----
+
+#define AVX2 __attribute__((target("avx2,fma")))
+
+static inline __attribute__((always_inline)) AVX2 void
+kernel_avx2(const long MR, long nr, long kc, const float *a, long as, const float *b, float *c, long ldc) {
+    __m256 acc0[6], acc1[6];
+    UNROLL for (long i = 0; i < MR; i++) _mm_prefetch((const char *)(c + i * ldc), _MM_HINT_T0);
+    UNROLL for (long i = 0; i < MR; i++) { acc0[i] = _mm256_setzero_ps(); acc1[i] = _mm256_setzero_ps(); }
+    for (long k = 0; k < kc; k++) {
+        __m256 b0 = _mm256_loadu_ps(b + k * NR), b1 = _mm256_loadu_ps(b + k * NR + 8);
+        UNROLL for (long i = 0; i < MR; i++) {
+            __m256 av = _mm256_broadcast_ss(a + i * as + k);
+            acc0[i] = _mm256_fmadd_ps(av, b0, acc0[i]);
+            acc1[i] = _mm256_fmadd_ps(av, b1, acc1[i]);
+        }
+    }
+    if (nr >= 16) {
+        UNROLL for (long i = 0; i < MR; i++) {
+            float *row = c + i * ldc;
+            _mm256_storeu_ps(row, _mm256_add_ps(_mm256_loadu_ps(row), acc0[i]));
+            _mm256_storeu_ps(row + 8, _mm256_add_ps(_mm256_loadu_ps(row + 8), acc1[i]));
+        }
+    } else {
+        float tile[6][16];
+        UNROLL for (long i = 0; i < MR; i++) { _mm256_storeu_ps(tile[i], acc0[i]); _mm256_storeu_ps(tile[i] + 8, acc1[i]); }
+        for (long i = 0; i < MR; i++)
+            for (long j = 0; j < nr; j++) c[i * ldc + j] = c[i * ldc + j] + tile[i][j];
+    }
+}
+
+#define AVX2_ROWS(R) \
+    static AVX2 void kernel_avx2_##R(long nr, long kc, const float *a, long as, const float *b, float *c, long ldc) { \
+        kernel_avx2(R, nr, kc, a, as, b, c, ldc); \
+    }
+AVX2_ROWS(1) AVX2_ROWS(2) AVX2_ROWS(3) AVX2_ROWS(4) AVX2_ROWS(5) AVX2_ROWS(6)
+static const row_kernel avx2_kernels[7] = {
+    0, kernel_avx2_1, kernel_avx2_2, kernel_avx2_3, kernel_avx2_4, kernel_avx2_5, kernel_avx2_6,
+};
+
+#endif
+
+int ck_gemm_supported(int variant) {
+    switch (variant) {
+    case CK_GEMM_PORTABLE: return 1;
+#if defined(__x86_64__) && defined(__clang__)
+    case CK_GEMM_AVX2: return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    case CK_GEMM_AVX512: return __builtin_cpu_supports("avx512f");
+#endif
+    default: return 0;
+    }
+}
+
+int ck_gemm_best_variant(void) {
+    if (ck_gemm_supported(CK_GEMM_AVX512)) return CK_GEMM_AVX512;
+    if (ck_gemm_supported(CK_GEMM_AVX2)) return CK_GEMM_AVX2;
+    return CK_GEMM_PORTABLE;
+}
+
+void ck_gemm_run(int variant, long m, long n, long k, const float *packed_a, long lda, const float *packed_b, float *c, long ldc,
+                 long group_begin, long group_end, long panel_begin, long panel_end) {
+    long mr = ck_gemm_group_rows(variant);
+    // Row groups are taken a few at a time so that their packed A (rows × KC) stays in L2 while
+    // every panel of the range passes over it.
+    const long groups_per_block = (256 + mr - 1) / mr;
+    const long step = variant == CK_GEMM_AVX2 ? 16 : NR;
+    for (long g0 = group_begin; g0 < group_end; g0 += groups_per_block) {
+        long g1 = g0 + groups_per_block < group_end ? g0 + groups_per_block : group_end;
+        for (long k0 = 0; k0 < k; k0 += KC) {
+            long kc = k - k0 < KC ? k - k0 : KC;
+            for (long p = panel_begin; p < panel_end; p++) {
+                const float *b = packed_b + (p * k + k0) * NR;
+                for (long g = g0; g < g1; g++) {
+                    long rows = m - g * mr < mr ? m - g * mr : mr;
+                    // packed (lda 0): a group's k block is its rows of kc values one after another
+                    const float *a = lda ? packed_a + g * mr * lda + k0 : packed_a + g * mr * k + k0 * mr;
+                    long as = lda ? lda : kc;
+                    float *tile = c + g * mr * ldc + p * NR;
+                    // AVX2 takes a panel as two halves of 16 columns.
+                    for (long q = 0; q < NR && p * NR + q < n; q += step) {
+                        long nr = n - p * NR - q < step ? n - p * NR - q : step;
+                        switch (variant) {
+#if defined(__x86_64__) && defined(__clang__)
+                        case CK_GEMM_AVX512: avx512_kernels[rows](nr, kc, a, as, b + q, tile + q, ldc); break;
+                        case CK_GEMM_AVX2: avx2_kernels[rows](nr, kc, a, as, b + q, tile + q, ldc); break;
+#endif
+                        default: kernel_portable(rows, nr, kc, a, as, b + q, tile + q, ldc);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

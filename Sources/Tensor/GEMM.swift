@@ -1,0 +1,67 @@
+import CKernels
+import Foundation
+
+/// C += A·B with B packed once (`PackedMatrix`), the project's own kernels (gemm.c): every layer of
+/// the model is such a product of activations and weights. Each element of C gets the same
+/// fused multiply-add chains in the same order whatever the variant and the thread split, so
+/// results are bitwise identical across `--threads`, workers and CPUs that run the same variant.
+public enum GEMM {
+    /// A micro-kernel family; `supported` ones run on this CPU.
+    public enum Variant: Int32, CaseIterable, Sendable, CustomStringConvertible {
+        case portable = 0, avx2 = 1, avx512 = 2
+
+        public var supported: Bool { ck_gemm_supported(rawValue) != 0 }
+        public var description: String {
+            switch self {
+            case .portable: "portable"
+            case .avx2: "AVX2+FMA 6×16"
+            case .avx512: "AVX-512 12×32"
+            }
+        }
+        /// Rows per packed group of A.
+        var groupRows: Int { Int(ck_gemm_group_rows(rawValue)) }
+    }
+
+    /// The fastest variant this CPU runs; `PRITHVI_GEMM=portable|avx2|avx512` picks another (for
+    /// comparisons), falling back to the fastest when this CPU cannot run it.
+    public static let variant: Variant = {
+        let names: [String: Variant] = ["portable": .portable, "avx2": .avx2, "avx512": .avx512]
+        if let name = ProcessInfo.processInfo.environment["PRITHVI_GEMM"], let chosen = names[name.lowercased()], chosen.supported {
+            return chosen
+        }
+        return Variant(rawValue: ck_gemm_best_variant()) ?? .portable
+    }()
+
+    /// C (m × b.n, rows `ldc` apart) += A·B. Row r of A is `a + r·lda`, or, with `segments`, the
+    /// runs `a + r·lda + segments[s]` of `b.k / segments.count` values each (a 3×3 convolution's
+    /// shifted taps). Rows are split among `workers` threads; each packs its own rows of A.
+    public static func accumulate(
+        _ a: UnsafePointer<Float>, lda: Int, rows m: Int, segments: [Int]? = nil, _ b: PackedMatrix,
+        into c: UnsafeMutablePointer<Float>, ldc: Int, scratch: Scratch,
+        variant: Variant = GEMM.variant, workers: Int = Parallel.workers
+    ) {
+        guard m > 0, b.n > 0 else { return }
+        let k = b.k, n = b.n
+        let segmentCount = segments?.count ?? 1
+        precondition(k % segmentCount == 0, "k = \(k) is no multiple of \(segmentCount) segments")
+        let mr = variant.groupRows
+        // Fewer parts than workers when the rows are few: a part of under 4 groups is not worth a thread.
+        let parts = max(1, min(workers, m / (4 * mr)))
+        let partFloats = Int(ck_gemm_packed_a_floats(variant.rawValue, (m + parts - 1) / parts, k))
+        let packed = scratch.buffer("gemm.packedA", parts * partFloats)
+        let panels = (n + Int(CK_GEMM_PANEL) - 1) / Int(CK_GEMM_PANEL)
+        let offsets = segments ?? []
+        offsets.withUnsafeBufferPointer { offsets in
+            let run = { (part: Int) in
+                let first = part * m / parts, count = (part + 1) * m / parts - first
+                guard count > 0 else { return }
+                let groups = (count + mr - 1) / mr
+                let buffer = packed + part * partFloats
+                ck_gemm_pack_a(variant.rawValue, a + first * lda, lda, count, segmentCount, k / segmentCount,
+                               offsets.isEmpty ? nil : offsets.baseAddress, buffer, 0, groups)
+                ck_gemm_run(variant.rawValue, count, n, k, buffer, 0, b.pointer, c + first * ldc, ldc, 0, groups, 0, panels)
+            }
+            if parts == 1 { run(0) } else { Parallel.forParts(parts, run) }
+        }
+    }
+}
