@@ -54,6 +54,8 @@ struct BenchCommand: ParsableCommand {
         let config = loaded.config
         print("model: \(loaded.summary)")
         print("weights: \(loaded.weightsPath) (loaded in \(String(format: "%.2f", loadSeconds)) s)")
+        print(loaded.packingReport)
+        print("gemm: \(GEMM.variant)")
         print("blas: \(BLAS.configuration), \(BLAS.threads) thread(s); batch \(batch), \(size)×\(size)")
 
         var random = UInt64(12345)

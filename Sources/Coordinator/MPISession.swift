@@ -60,13 +60,14 @@ final class MPISession {
         if workers.isEmpty {
             if let threads { BLAS.threads = threads }
             let loaded = try PrithviSegmentationModel(directory: modelDirectory)
-            logger.info("model: \(loaded.summary), in-process with \(BLAS.threads) BLAS thread(s)")
+            logger.info("model: \(loaded.summary), in-process with \(BLAS.threads) thread(s); \(loaded.packingReport)")
             return InProcessExecutor(computer: ModelTileComputer(model: loaded))
         }
         let mpi = MPIExecutor(world: world, workers: workers, logger: logger)
         let ready = try mpi.setup(modelDirectory: modelDirectory, blasThreads: threads)
         for worker in mpi.workers {
-            logger.info("\(mpi.describe(worker: worker.rank)): model loaded in \(String(format: "%.2f", ready[worker.rank]!.loadSeconds)) s")
+            let answer = ready[worker.rank]!
+            logger.info("\(mpi.describe(worker: worker.rank)): model loaded in \(String(format: "%.2f", answer.loadSeconds)) s; \(answer.summary)")
         }
         return mpi
     }

@@ -23,8 +23,8 @@ final class PrithviEncoder {
         config = c
         let e = c.embedDim, p = c.patchSize
         patchEmbed = LinearWeights(
-            weight: binder.tensor("encoder.patch_embed.proj.weight", [e, c.inChannels, 1, p, p]),
-            bias: binder.tensor("encoder.patch_embed.proj.bias", [e]), inFeatures: c.inChannels * p * p, outFeatures: e)
+            packed: binder.linear("encoder.patch_embed.proj.weight", [e, c.inChannels, 1, p, p]),
+            bias: binder.tensor("encoder.patch_embed.proj.bias", [e]))
         clsToken = binder.tensor("encoder.cls_token", [1, 1, e])
         blocks = (0..<c.depth).map { TransformerBlock(binding: binder, prefix: "encoder.blocks.\($0)", config: c) }
         normWeight = binder.tensor("encoder.norm.weight", [e])

@@ -16,16 +16,20 @@ public final class PrithviSegmentationModel {
     let head: SegmentationHead
     /// Checkpoint tensors the model did not use (MAE decoder, auxiliary heads…).
     public let unusedTensors: [String]
+    /// Where the packed Linear weights came from (a cache file mapped or built, or memory), and why.
+    public let packingReport: String
 
-    /// Loads config and weights from a model directory.
-    public convenience init(directory: String) throws {
+    /// Loads config and weights from a model directory. `environment` is where the packed-weight
+    /// cache reads `PRITHVI_WEIGHT_CACHE`, `XDG_CACHE_HOME` and `HOME` (`PackedWeightCache`).
+    public convenience init(directory: String, environment: [String: String] = ProcessInfo.processInfo.environment) throws {
         let config = try ModelConfig.load(directory: directory)
         let weights = try ModelDirectory.weightsFile(in: directory)
-        try self.init(config: config, reader: try openCheckpoint(weights))
+        try self.init(config: config, reader: try openCheckpoint(weights), environment: environment)
     }
 
-    public convenience init(config: ModelConfig, reader: CheckpointReader) throws {
-        try self.init(config: config, binder: try WeightBinder(reader: reader))
+    public convenience init(config: ModelConfig, reader: CheckpointReader,
+                            environment: [String: String] = ProcessInfo.processInfo.environment) throws {
+        try self.init(config: config, binder: try WeightBinder(reader: reader, environment: environment))
     }
 
     init(config: ModelConfig, binder: WeightBinder) throws {
@@ -38,6 +42,9 @@ public final class PrithviSegmentationModel {
         head = SegmentationHead(binding: binder, inChannels: config.decoder.channels, channelList: config.headChannelList,
                                 numClasses: config.numClasses)
         unusedTensors = try binder.finish()
+        packingReport = binder.packingReport
+        // The packing read every Linear weight of the checkpoint; the layers now use the packed copy.
+        binder.reader?.file.dropResidentPages()
     }
 
     /// Names and shapes of every tensor a checkpoint for `config` must hold, in loading order

@@ -11,14 +11,10 @@ struct TransformerBlock {
         let e = c.embedDim, hidden = c.mlpHidden
         norm1Weight = binder.tensor("\(p).norm1.weight", [e]); norm1Bias = binder.tensor("\(p).norm1.bias", [e])
         norm2Weight = binder.tensor("\(p).norm2.weight", [e]); norm2Bias = binder.tensor("\(p).norm2.bias", [e])
-        qkv = LinearWeights(weight: binder.tensor("\(p).attn.qkv.weight", [3 * e, e]), bias: binder.tensor("\(p).attn.qkv.bias", [3 * e]),
-                            inFeatures: e, outFeatures: 3 * e)
-        proj = LinearWeights(weight: binder.tensor("\(p).attn.proj.weight", [e, e]), bias: binder.tensor("\(p).attn.proj.bias", [e]),
-                             inFeatures: e, outFeatures: e)
-        fc1 = LinearWeights(weight: binder.tensor("\(p).mlp.fc1.weight", [hidden, e]), bias: binder.tensor("\(p).mlp.fc1.bias", [hidden]),
-                            inFeatures: e, outFeatures: hidden)
-        fc2 = LinearWeights(weight: binder.tensor("\(p).mlp.fc2.weight", [e, hidden]), bias: binder.tensor("\(p).mlp.fc2.bias", [e]),
-                            inFeatures: hidden, outFeatures: e)
+        qkv = LinearWeights(packed: binder.linear("\(p).attn.qkv.weight", [3 * e, e]), bias: binder.tensor("\(p).attn.qkv.bias", [3 * e]))
+        proj = LinearWeights(packed: binder.linear("\(p).attn.proj.weight", [e, e]), bias: binder.tensor("\(p).attn.proj.bias", [e]))
+        fc1 = LinearWeights(packed: binder.linear("\(p).mlp.fc1.weight", [hidden, e]), bias: binder.tensor("\(p).mlp.fc1.bias", [hidden]))
+        fc2 = LinearWeights(packed: binder.linear("\(p).mlp.fc2.weight", [e, hidden]), bias: binder.tensor("\(p).mlp.fc2.bias", [e]))
         heads = c.heads
         eps = c.layerNormEps
     }

@@ -13,10 +13,14 @@ public final class WeightBinder {
     private var problems: [String] = []
     private var placeholders: [FloatBuffer] = []
     private var used: Set<String> = []
+    /// Where packed Linear weights come from and go (nil when recording).
+    private let packedCache: PackedWeightCache?
+    /// How the packed weights were found or made (`PackedWeightCache.report`), after `finish`.
+    public private(set) var packingReport = ""
 
     static let strippedPrefixes = ["inference_runner.", "model.", "_orig_mod.", "module."]
 
-    public init(reader: CheckpointReader) throws {
+    public init(reader: CheckpointReader, environment: [String: String] = ProcessInfo.processInfo.environment) throws {
         self.reader = reader
         for name in reader.tensorNames {
             var canonical = name
@@ -28,12 +32,14 @@ public final class WeightBinder {
             }
             storedName[canonical] = name
         }
+        packedCache = PackedWeightCache(checkpoint: reader.path, environment: environment)
     }
 
     /// A binder without a checkpoint: every tensor is "present" as zeros and recorded, so that
     /// building a model lists exactly the tensors its checkpoint must hold.
     public init() {
         reader = nil
+        packedCache = nil
     }
 
     public func has(_ name: String) -> Bool { storedName[name] != nil }
@@ -69,6 +75,19 @@ public final class WeightBinder {
         }
     }
 
+    /// A Linear weight `name` of `shape` (PyTorch's [out × in…]: n = shape[0], k = the rest) packed
+    /// for the GEMM, from the node's packed-weight cache when it holds it.
+    public func linear(_ name: String, _ shape: [Int]) -> PackedMatrix {
+        let n = shape[0], k = shape.dropFirst().reduce(1, *)
+        let weight = tensor(name, shape)
+        guard let packedCache, reader != nil, problems.isEmpty else {
+            // Recording, or the checkpoint is already known not to fit: `finish` throws or the model
+            // is only inspected, so no forward pass ever reads this (unpacked, too short) pointer.
+            return PackedMatrix(packed: weight, n: n, k: k, owner: self)
+        }
+        return packedCache.matrix(name, weight: weight, n: n, k: k)
+    }
+
     /// `tensor` copied into an array (for small vectors such as BatchNorm statistics).
     public func array(_ name: String, _ shape: [Int]) -> [Float] {
         Array(UnsafeBufferPointer(start: tensor(name, shape), count: shape.reduce(1, *)))
@@ -84,6 +103,8 @@ public final class WeightBinder {
     /// (e.g. the MAE decoder or auxiliary heads) for logging.
     @discardableResult
     public func finish() throws -> [String] {
+        packedCache?.finish()
+        packingReport = packedCache?.report ?? ""
         guard problems.isEmpty else {
             let shown = problems.prefix(20).joined(separator: "\n  ")
             let more = problems.count > 20 ? "\n  … and \(problems.count - 20) more" : ""

@@ -10,7 +10,7 @@ public final class ModelTileComputer: TileComputer {
 
     public init(model: PrithviSegmentationModel) { self.model = model }
 
-    public var summary: String { model.summary }
+    public var summary: String { model.summary + "; " + model.packingReport }
 
     /// Tiles of one shape in one forward pass (the caller groups them; see `computeBatch`).
     public func compute(_ tiles: [TileRequest]) throws -> [TileResult] {

@@ -47,19 +47,24 @@ public enum GEMM {
         let mr = variant.groupRows
         // Fewer parts than workers when the rows are few: a part of under 4 groups is not worth a thread.
         let parts = max(1, min(workers, m / (4 * mr)))
-        let partFloats = Int(ck_gemm_packed_a_floats(variant.rawValue, (m + parts - 1) / parts, k))
-        let packed = scratch.buffer("gemm.packedA", parts * partFloats)
-        let panels = (n + Int(CK_GEMM_PANEL) - 1) / Int(CK_GEMM_PANEL)
+        // Each part packs and multiplies its rows a chunk at a time (about 256 rows, whose packed
+        // A stays in L2 while the panels pass): a tall A (a 3×3 convolution's 3,248 rows × 9,216)
+        // never needs a packed copy of itself.
+        let chunkRows = mr * ((256 + mr - 1) / mr)
+        let chunkFloats = Int(ck_gemm_packed_a_floats(variant.rawValue, chunkRows, k))
+        let packed = scratch.buffer("gemm.packedA", parts * chunkFloats)
+        let panels = (n + PackedMatrix.panelWidth - 1) / PackedMatrix.panelWidth
         let offsets = segments ?? []
         offsets.withUnsafeBufferPointer { offsets in
             let run = { (part: Int) in
-                let first = part * m / parts, count = (part + 1) * m / parts - first
-                guard count > 0 else { return }
-                let groups = (count + mr - 1) / mr
-                let buffer = packed + part * partFloats
-                ck_gemm_pack_a(variant.rawValue, a + first * lda, lda, count, segmentCount, k / segmentCount,
-                               offsets.isEmpty ? nil : offsets.baseAddress, buffer, 0, groups)
-                ck_gemm_run(variant.rawValue, count, n, k, buffer, 0, b.pointer, c + first * ldc, ldc, 0, groups, 0, panels)
+                let buffer = packed + part * chunkFloats
+                let end = (part + 1) * m / parts
+                for first in stride(from: part * m / parts, to: end, by: chunkRows) {
+                    let count = min(chunkRows, end - first), groups = (count + mr - 1) / mr
+                    ck_gemm_pack_a(variant.rawValue, a + first * lda, lda, count, segmentCount, k / segmentCount,
+                                   offsets.isEmpty ? nil : offsets.baseAddress, buffer, 0, groups)
+                    ck_gemm_run(variant.rawValue, count, n, k, buffer, 0, b.pointer, c + first * ldc, ldc, 0, groups, 0, panels)
+                }
             }
             if parts == 1 { run(0) } else { Parallel.forParts(parts, run) }
         }

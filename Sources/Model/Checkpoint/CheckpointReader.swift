@@ -34,6 +34,8 @@ public protocol CheckpointReader: AnyObject {
     /// Float32 view (zero-copy when the stored data is contiguous float32, little-endian, 4-byte aligned;
     /// a converted copy otherwise).
     func tensor(_ name: String) throws -> CheckpointTensor
+    /// The mapping the zero-copy tensors point into.
+    var file: MappedFile { get }
 }
 
 /// One clear message per failure; messages about a file start with its path.

@@ -54,6 +54,13 @@ public final class MappedFile: @unchecked Sendable {
 
     deinit { munmap(UnsafeMutableRawPointer(mutating: baseAddress), count) }
 
+    /// Gives the pages read so far back to the kernel (they stay in the page cache): the mapping is
+    /// read-only, so nothing is lost — a later read faults the page in again. Called once the
+    /// Linear weights are packed, so that the originals no longer count in the process's RSS.
+    public func dropResidentPages() {
+        _ = madvise(UnsafeMutableRawPointer(mutating: baseAddress), count, MADV_DONTNEED)
+    }
+
     /// Whether `pointer` lies inside the mapping (used to check zero-copy tensors).
     public func contains(_ pointer: UnsafeRawPointer) -> Bool {
         pointer >= baseAddress && pointer < baseAddress + count
