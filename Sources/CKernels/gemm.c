@@ -64,7 +64,7 @@ static void copy_columns(const float *row, long width, const long *offsets, long
     }
 }
 
-void ck_gemm_pack_a(int variant, const float *x, long ldx, long m, long segments, long segment_width,
+void ck_gemm_pack_a(int variant, const float *x, long ldx, const long *row_offsets, long m, long segments, long segment_width,
                     const long *segment_offsets, float *packed, long group_begin, long group_end) {
     long mr = ck_gemm_group_rows(variant);
     long k = segments * segment_width;
@@ -74,7 +74,7 @@ void ck_gemm_pack_a(int variant, const float *x, long ldx, long m, long segments
         for (long k0 = 0; k0 < k; k0 += KC) {
             long kc = k - k0 < KC ? k - k0 : KC;
             for (long i = 0; i < rows; i++)
-                copy_columns(x + (g * mr + i) * ldx, segment_width, segment_offsets, k0, k0 + kc, dst + k0 * mr + i * kc);
+                copy_columns(x + (row_offsets ? row_offsets[g * mr + i] : (g * mr + i) * ldx), segment_width, segment_offsets, k0, k0 + kc, dst + k0 * mr + i * kc);
         }
     }
 }

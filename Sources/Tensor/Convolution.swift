@@ -34,43 +34,28 @@ public struct ConvWeights {
     }
 
     /// y = act(conv(x) + b) for an h×w map; `y` rows are `yStride` apart (concatenation for free).
-    /// A 3×3 tap (dy, dx) reads the zero-padded map shifted by dy rows and dx pixels; with the padded
-    /// map flattened, the nine taps are nine runs of one GEMM row over h·(w+2) rows, whose 2 extra
-    /// pixels per row are dropped.
+    /// A 3×3 tap (dy, dx) of pixel (r, c) reads pixel (r + dy, c + dx) of the zero-padded map: the
+    /// GEMM's row for the pixel starts there and its nine taps are nine runs at fixed offsets.
     public func apply(
         _ x: UnsafePointer<Float>, height h: Int, width w: Int,
         into y: UnsafeMutablePointer<Float>, yStride: Int? = nil, relu: Bool, scratch: Scratch
     ) {
         let ldy = yStride ?? outChannels
+        for p in 0..<(h * w) { (y + p * ldy).update(from: bias.pointer, count: outChannels) }
         if kernel == 1 {
-            for p in 0..<(h * w) { (y + p * ldy).update(from: bias.pointer, count: outChannels) }
             GEMM.accumulate(x, lda: inChannels, rows: h * w, weights, into: y, ldc: ldy, scratch: scratch)
-            if relu { for p in 0..<(h * w) { VectorMath.relu(y + p * ldy, count: outChannels) } }
-            return
-        }
-        let pw = w + 2
-        // Padded input plus one spare zero row: the last tap's rows run two pixels past the map.
-        let padded = scratch.buffer("conv3x3.padded", (h + 3) * pw * inChannels)
-        padded.update(repeating: 0, count: (h + 3) * pw * inChannels)
-        for row in 0..<h {
-            (padded + ((row + 1) * pw + 1) * inChannels).update(from: x + row * w * inChannels, count: w * inChannels)
-        }
-        let wide = scratch.buffer("conv3x3.wide", h * pw * outChannels)
-        for p in 0..<(h * pw) { (wide + p * outChannels).update(from: bias.pointer, count: outChannels) }
-        let taps = (0..<9).map { t in ((t / 3) * pw + t % 3) * inChannels }
-        GEMM.accumulate(padded, lda: inChannels, rows: h * pw, segments: taps, weights, into: wide, ldc: outChannels, scratch: scratch)
-        for row in 0..<h {
-            let dst = y + row * w * ldy, src = wide + row * pw * outChannels
-            if ldy == outChannels {
-                dst.update(from: src, count: w * outChannels)
-                if relu { VectorMath.relu(dst, count: w * outChannels) }
-            } else {
-                for col in 0..<w {
-                    (dst + col * ldy).update(from: src + col * outChannels, count: outChannels)
-                    if relu { VectorMath.relu(dst + col * ldy, count: outChannels) }
-                }
+        } else {
+            let pw = w + 2
+            let padded = scratch.buffer("conv3x3.padded", (h + 2) * pw * inChannels)
+            padded.update(repeating: 0, count: (h + 2) * pw * inChannels)
+            for row in 0..<h {
+                (padded + ((row + 1) * pw + 1) * inChannels).update(from: x + row * w * inChannels, count: w * inChannels)
             }
+            let starts = (0..<(h * w)).map { p in ((p / w) * pw + p % w) * inChannels }
+            let taps = (0..<9).map { t in ((t / 3) * pw + t % 3) * inChannels }
+            GEMM.accumulate(padded, lda: 0, rowOffsets: starts, rows: h * w, segments: taps, weights, into: y, ldc: ldy, scratch: scratch)
         }
+        if relu { for p in 0..<(h * w) { VectorMath.relu(y + p * ldy, count: outChannels) } }
     }
 }
 

@@ -32,11 +32,12 @@ public enum GEMM {
         return Variant(rawValue: ck_gemm_best_variant()) ?? .portable
     }()
 
-    /// C (m × b.n, rows `ldc` apart) += A·B. Row r of A is `a + r·lda`, or, with `segments`, the
-    /// runs `a + r·lda + segments[s]` of `b.k / segments.count` values each (a 3×3 convolution's
-    /// shifted taps). Rows are split among `workers` threads; each packs its own rows of A.
+    /// C (m × b.n, rows `ldc` apart) += A·B. Row r of A starts at `a + r·lda`, or at
+    /// `a + rowOffsets[r]`; with `segments` it is the runs `start + segments[s]` of
+    /// `b.k / segments.count` values each (a 3×3 convolution's shifted taps). Rows are split among
+    /// `workers` threads; each packs its own rows of A.
     public static func accumulate(
-        _ a: UnsafePointer<Float>, lda: Int, rows m: Int, segments: [Int]? = nil, _ b: PackedMatrix,
+        _ a: UnsafePointer<Float>, lda: Int, rowOffsets: [Int]? = nil, rows m: Int, segments: [Int]? = nil, _ b: PackedMatrix,
         into c: UnsafeMutablePointer<Float>, ldc: Int, scratch: Scratch,
         variant: Variant = GEMM.variant, workers: Int = Parallel.workers
     ) {
@@ -54,19 +55,23 @@ public enum GEMM {
         let chunkFloats = Int(ck_gemm_packed_a_floats(variant.rawValue, chunkRows, k))
         let packed = scratch.buffer("gemm.packedA", parts * chunkFloats)
         let panels = (n + PackedMatrix.panelWidth - 1) / PackedMatrix.panelWidth
-        let offsets = segments ?? []
+        precondition(rowOffsets.map { $0.count >= m } ?? true, "fewer row offsets than rows")
+        let offsets = segments ?? [], starts = rowOffsets ?? []
+        starts.withUnsafeBufferPointer { starts in
         offsets.withUnsafeBufferPointer { offsets in
             let run = { (part: Int) in
                 let buffer = packed + part * chunkFloats
                 let end = (part + 1) * m / parts
                 for first in stride(from: part * m / parts, to: end, by: chunkRows) {
                     let count = min(chunkRows, end - first), groups = (count + mr - 1) / mr
-                    ck_gemm_pack_a(variant.rawValue, a + first * lda, lda, count, segmentCount, k / segmentCount,
+                    ck_gemm_pack_a(variant.rawValue, starts.isEmpty ? a + first * lda : a, lda,
+                                   starts.isEmpty ? nil : starts.baseAddress! + first, count, segmentCount, k / segmentCount,
                                    offsets.isEmpty ? nil : offsets.baseAddress, buffer, 0, groups)
                     ck_gemm_run(variant.rawValue, count, n, k, buffer, 0, b.pointer, c + first * ldc, ldc, 0, groups, 0, panels)
                 }
             }
             if parts == 1 { run(0) } else { Parallel.forParts(parts, run) }
+        }
         }
     }
 }

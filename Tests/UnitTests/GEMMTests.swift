@@ -97,27 +97,30 @@ import Testing
         else { Self.check(portable, against: slice, "\(shape) portable") }
     }
 
-    /// Segments (a 3×3 convolution's taps) read the same values as an explicit im2col copy.
-    @Test func segmentsAreAnIm2colWithoutTheCopy() {
+    /// Row offsets and segments (a 3×3 convolution's pixels and taps) read the same values as an
+    /// explicit im2col copy.
+    @Test func rowOffsetsAndSegmentsAreAnIm2colWithoutTheCopy() {
         var random = SeededRandom(seed: 9)
         let h = 6, w = 5, channels = 7, out = 9, pw = w + 2
-        let padded = random.array((h + 3) * pw * channels)
+        let padded = random.array((h + 2) * pw * channels)
+        let starts = (0..<(h * w)).map { p in ((p / w) * pw + p % w) * channels }
         let taps = (0..<9).map { t in ((t / 3) * pw + t % 3) * channels }
-        let rows = h * pw, k = 9 * channels
+        let rows = h * w, k = 9 * channels
         var im2col = [Float](repeating: 0, count: rows * k)
-        for r in 0..<rows { for t in 0..<9 { for i in 0..<channels { im2col[r * k + t * channels + i] = padded[r * channels + taps[t] + i] } } }
+        for r in 0..<rows { for t in 0..<9 { for i in 0..<channels { im2col[r * k + t * channels + i] = padded[starts[r] + taps[t] + i] } } }
         let weight = random.array(out * k)
         let b = weight.withUnsafeBufferPointer { PackedMatrix(packing: $0.baseAddress!, n: out, k: k, transposed: true) }
         for variant in Self.variants {
-            var viaSegments = [Float](repeating: 0, count: rows * out), viaCopy = viaSegments
+            var viaOffsets = [Float](repeating: 0, count: rows * out), viaCopy = viaOffsets
             padded.withUnsafeBufferPointer { p in
-                GEMM.accumulate(p.baseAddress!, lda: channels, rows: rows, segments: taps, b, into: &viaSegments, ldc: out,
+                GEMM.accumulate(p.baseAddress!, lda: 0, rowOffsets: starts, rows: rows, segments: taps, b, into: &viaOffsets, ldc: out,
                                 scratch: Scratch(), variant: variant, workers: 2)
             }
             im2col.withUnsafeBufferPointer { p in
                 GEMM.accumulate(p.baseAddress!, lda: k, rows: rows, b, into: &viaCopy, ldc: out, scratch: Scratch(), variant: variant, workers: 1)
             }
-            #expect(viaSegments == viaCopy, "\(variant)")
+            #expect(viaOffsets == viaCopy, "\(variant)")
+            #expect(viaCopy.contains { $0 != 0 })
         }
     }
 

@@ -55,10 +55,12 @@ long ck_gemm_packed_a_floats(int variant, long m, long k);
 /// Packs B from w: with `transposed`, w is n × k (PyTorch's Linear weight, B = wᵀ), else k × n;
 /// rows of w are `ldw` apart.
 void ck_gemm_pack_b(const float *w, long ldw, int transposed, long n, long k, float *packed);
-/// Packs groups [group_begin, group_end) of A. Row r of A is `segments` runs of `segment_width`
-/// values, run s at x + r·ldx + segment_offsets[s] (NULL: one run at x + r·ldx): a 3×3
-/// convolution's nine shifted taps become one A of k = 9·channels without an im2col copy.
-void ck_gemm_pack_a(int variant, const float *x, long ldx, long m, long segments, long segment_width,
+/// Packs groups [group_begin, group_end) of A. Row r of A starts at x + r·ldx, or at
+/// x + row_offsets[r] when row_offsets is not NULL, and is `segments` runs of `segment_width`
+/// values, run s at that start + segment_offsets[s] (NULL: one run): a 3×3 convolution's nine
+/// shifted taps of each pixel of a zero-padded map become one A of k = 9·channels without an
+/// im2col copy.
+void ck_gemm_pack_a(int variant, const float *x, long ldx, const long *row_offsets, long m, long segments, long segment_width,
                     const long *segment_offsets, float *packed, long group_begin, long group_end);
 /// C (m × n, rows ldc apart) += A·B over row groups [group_begin, group_end) and panels
 /// [panel_begin, panel_end); disjoint ranges may run on different threads.
