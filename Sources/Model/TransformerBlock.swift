@@ -41,8 +41,7 @@ struct TransformerBlock {
         profile.measure("encoder.layernorm") {
             VectorMath.layerNorm(x, rows: rows, dim: e, weight: norm2Weight, bias: norm2Bias, eps: eps, into: normed)
         }
-        profile.measure("encoder.fc1") { fc1.apply(normed, rows: rows, into: hidden, scratch: scratch) }
-        profile.measure("encoder.gelu") { VectorMath.gelu(hidden, count: rows * fc1.outFeatures) }
+        profile.measure("encoder.fc1+gelu") { fc1.apply(normed, rows: rows, into: hidden, activation: .gelu, scratch: scratch) }
         profile.measure("encoder.fc2") { fc2.apply(hidden, rows: rows, into: x, accumulate: true, scratch: scratch) }
     }
 }

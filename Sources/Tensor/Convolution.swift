@@ -41,21 +41,22 @@ public struct ConvWeights {
         into y: UnsafeMutablePointer<Float>, yStride: Int? = nil, relu: Bool, scratch: Scratch
     ) {
         let ldy = yStride ?? outChannels
-        for p in 0..<(h * w) { (y + p * ldy).update(from: bias.pointer, count: outChannels) }
+        let activation: GEMM.Activation = relu ? .relu : .none
         if kernel == 1 {
-            GEMM.accumulate(x, lda: inChannels, rows: h * w, weights, into: y, ldc: ldy, scratch: scratch)
-        } else {
-            let pw = w + 2
-            let padded = scratch.buffer("conv3x3.padded", (h + 2) * pw * inChannels)
-            padded.update(repeating: 0, count: (h + 2) * pw * inChannels)
-            for row in 0..<h {
-                (padded + ((row + 1) * pw + 1) * inChannels).update(from: x + row * w * inChannels, count: w * inChannels)
-            }
-            let starts = (0..<(h * w)).map { p in ((p / w) * pw + p % w) * inChannels }
-            let taps = (0..<9).map { t in ((t / 3) * pw + t % 3) * inChannels }
-            GEMM.accumulate(padded, lda: 0, rowOffsets: starts, rows: h * w, segments: taps, weights, into: y, ldc: ldy, scratch: scratch)
+            GEMM.multiply(x, lda: inChannels, rows: h * w, weights, into: y, ldc: ldy, start: .set, bias: bias.pointer,
+                          activation: activation, scratch: scratch)
+            return
         }
-        if relu { for p in 0..<(h * w) { VectorMath.relu(y + p * ldy, count: outChannels) } }
+        let pw = w + 2
+        let padded = scratch.buffer("conv3x3.padded", (h + 2) * pw * inChannels)
+        padded.update(repeating: 0, count: (h + 2) * pw * inChannels)
+        for row in 0..<h {
+            (padded + ((row + 1) * pw + 1) * inChannels).update(from: x + row * w * inChannels, count: w * inChannels)
+        }
+        let starts = (0..<(h * w)).map { p in ((p / w) * pw + p % w) * inChannels }
+        let taps = (0..<9).map { t in ((t / 3) * pw + t % 3) * inChannels }
+        GEMM.multiply(padded, lda: 0, rowOffsets: starts, rows: h * w, segments: taps, weights, into: y, ldc: ldy,
+                      start: .set, bias: bias.pointer, activation: activation, scratch: scratch)
     }
 }
 
@@ -89,8 +90,7 @@ public struct ConvTranspose2x2Weights {
     public func apply(_ x: UnsafePointer<Float>, height h: Int, width w: Int, into y: UnsafeMutablePointer<Float>, scratch: Scratch) {
         let n = 4 * outChannels
         let blocks = scratch.buffer("convT.blocks", h * w * n)
-        blocks.update(repeating: 0, count: h * w * n)
-        GEMM.accumulate(x, lda: inChannels, rows: h * w, weights, into: blocks, ldc: n, scratch: scratch)
+        GEMM.multiply(x, lda: inChannels, rows: h * w, weights, into: blocks, ldc: n, start: .set, scratch: scratch)
         let outWidth = 2 * w
         for row in 0..<h {
             for col in 0..<w {

@@ -32,13 +32,39 @@ public enum GEMM {
         return Variant(rawValue: ck_gemm_best_variant()) ?? .portable
     }()
 
-    /// C (m × b.n, rows `ldc` apart) += A·B. Row r of A starts at `a + r·lda`, or at
-    /// `a + rowOffsets[r]`; with `segments` it is the runs `start + segments[s]` of
-    /// `b.k / segments.count` values each (a 3×3 convolution's shifted taps). Rows are split among
-    /// `workers` threads; each packs its own rows of A.
+    /// How C starts.
+    public enum Start: Int32, Sendable {
+        /// C += A·B.
+        case accumulate = 0
+        /// C = bias + A·B (0 without a bias).
+        case set = 1
+        /// C += bias + A·B (residual connections).
+        case addBias = 2
+    }
+
+    /// Applied to C once complete, tile by tile while it is in cache.
+    public enum Activation: Int32, Sendable {
+        case none = 0, relu = 1, gelu = 2
+    }
+
+    /// C (m × b.n, rows `ldc` apart) += A·B; see `multiply`.
     public static func accumulate(
         _ a: UnsafePointer<Float>, lda: Int, rowOffsets: [Int]? = nil, rows m: Int, segments: [Int]? = nil, _ b: PackedMatrix,
         into c: UnsafeMutablePointer<Float>, ldc: Int, scratch: Scratch,
+        variant: Variant = GEMM.variant, workers: Int = Parallel.workers
+    ) {
+        multiply(a, lda: lda, rowOffsets: rowOffsets, rows: m, segments: segments, b, into: c, ldc: ldc, scratch: scratch,
+                 variant: variant, workers: workers)
+    }
+
+    /// C (m × b.n, rows `ldc` apart) = activation(start(C) + A·B), `bias` having b.n values. Row r
+    /// of A starts at `a + r·lda`, or at `a + rowOffsets[r]`; with `segments` it is the runs
+    /// `start + segments[s]` of `b.k / segments.count` values each (a 3×3 convolution's shifted
+    /// taps). Rows are split among `workers` threads; each packs its own rows of A.
+    public static func multiply(
+        _ a: UnsafePointer<Float>, lda: Int, rowOffsets: [Int]? = nil, rows m: Int, segments: [Int]? = nil, _ b: PackedMatrix,
+        into c: UnsafeMutablePointer<Float>, ldc: Int, start: Start = .accumulate, bias: UnsafePointer<Float>? = nil,
+        activation: Activation = .none, scratch: Scratch,
         variant: Variant = GEMM.variant, workers: Int = Parallel.workers
     ) {
         guard m > 0, b.n > 0 else { return }
@@ -67,7 +93,8 @@ public enum GEMM {
                     ck_gemm_pack_a(variant.rawValue, starts.isEmpty ? a + first * lda : a, lda,
                                    starts.isEmpty ? nil : starts.baseAddress! + first, count, segmentCount, k / segmentCount,
                                    offsets.isEmpty ? nil : offsets.baseAddress, buffer, 0, groups)
-                    ck_gemm_run(variant.rawValue, count, n, k, buffer, 0, b.pointer, c + first * ldc, ldc, 0, groups, 0, panels)
+                    ck_gemm_run(variant.rawValue, count, n, k, buffer, 0, b.pointer, c + first * ldc, ldc,
+                                bias, start.rawValue, activation.rawValue, 0, groups, 0, panels)
                 }
             }
             if parts == 1 { run(0) } else { Parallel.forParts(parts, run) }

@@ -14,22 +14,14 @@ public struct LinearWeights {
         self.init(packed: PackedMatrix(packing: weight, n: outFeatures, k: inFeatures, transposed: true), bias: bias)
     }
 
-    /// y[rows × out] = x[rows × in] · Wᵀ + b, or y += x · Wᵀ + b when `accumulate` (residual adds).
-    /// `x` rows are `xStride` apart, `y` rows `yStride` apart (defaults: dense).
+    /// y[rows × out] = x[rows × in] · Wᵀ + b, or y += x · Wᵀ + b when `accumulate` (residual adds),
+    /// then `activation`. `x` rows are `xStride` apart, `y` rows `yStride` apart (defaults: dense).
     public func apply(
         _ x: UnsafePointer<Float>, rows: Int, xStride: Int? = nil,
-        into y: UnsafeMutablePointer<Float>, yStride: Int? = nil, accumulate: Bool = false, scratch: Scratch
+        into y: UnsafeMutablePointer<Float>, yStride: Int? = nil, accumulate: Bool = false,
+        activation: GEMM.Activation = .none, scratch: Scratch
     ) {
-        let ldy = yStride ?? outFeatures
-        if let bias {
-            if accumulate {
-                VectorMath.addBias(y, rows: rows, cols: outFeatures, stride: ldy, bias: bias)
-            } else {
-                for r in 0..<rows { (y + r * ldy).update(from: bias, count: outFeatures) }
-            }
-        } else if !accumulate {
-            for r in 0..<rows { (y + r * ldy).update(repeating: 0, count: outFeatures) }
-        }
-        GEMM.accumulate(x, lda: xStride ?? inFeatures, rows: rows, weight, into: y, ldc: ldy, scratch: scratch)
+        GEMM.multiply(x, lda: xStride ?? inFeatures, rows: rows, weight, into: y, ldc: yStride ?? outFeatures,
+                      start: accumulate ? .addBias : .set, bias: bias, activation: activation, scratch: scratch)
     }
 }

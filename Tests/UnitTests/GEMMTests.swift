@@ -50,11 +50,12 @@ import Testing
                 }
                 var sum = Double(t.c[i * t.ldc + j])
                 for kk in 0..<t.k { sum += Double(t.a[i * t.k + kk]) * Double(t.w[j * t.k + kk]) }
-                // float32 error of a k-term dot product of values in [-1, 1]: a few ulps of √k.
+                // float32 error of a k-term dot product of values in [-1, 1], summed in chains of up to 1024
+        // terms: tens of ulps of √k (a wrong index or a lost block is off by O(1)).
                 worst = max(worst, abs(Double(got) - sum) / (Double(t.k).squareRoot() + 1))
             }
         }
-        #expect(worst < 2e-6, "\(label): error \(worst) (scaled by √k)")
+        #expect(worst < 5e-6, "\(label): error \(worst) (scaled by √k)")
     }
 
     @Test(arguments: [

@@ -36,13 +36,13 @@ void ck_unpack_mask_bits(const uint8_t *in, uint8_t *out, long n);
 // B (k × n) is packed in panels of CK_GEMM_PANEL columns: panel p holds, for each kk < k, the 32
 // values B[kk][32p … 32p+31] (zeros past n). A (m × k) is packed in groups of
 // ck_gemm_group_rows(variant) rows and, within a group, in blocks of CK_GEMM_KBLOCK k values: a
-// block holds the group's rows one after another (a copy without the 4 KiB row stride whose
-// rows would all fall into one L1 set). The last group may have fewer rows; nothing is padded.
+// block holds the group's rows one after another, kc + 16 floats apart (never a multiple of 4 KiB,
+// whose rows would all fall into one L1 set). The last group may have fewer rows.
 // Rounding contract: every element of C gets, for each block of CK_GEMM_KBLOCK k values in order,
 // one fused multiply-add chain from 0 added to C — the same operations in the same order in every
 // variant, whatever the thread split: results are bitwise identical across variants and threads.
 #define CK_GEMM_PANEL 32
-#define CK_GEMM_KBLOCK 256
+#define CK_GEMM_KBLOCK 1024
 enum { CK_GEMM_PORTABLE = 0, CK_GEMM_AVX2 = 1, CK_GEMM_AVX512 = 2 };
 /// Whether this CPU runs `variant`; the fastest one it runs.
 int ck_gemm_supported(int variant);
@@ -62,9 +62,15 @@ void ck_gemm_pack_b(const float *w, long ldw, int transposed, long n, long k, fl
 /// im2col copy.
 void ck_gemm_pack_a(int variant, const float *x, long ldx, const long *row_offsets, long m, long segments, long segment_width,
                     const long *segment_offsets, float *packed, long group_begin, long group_end);
-/// C (m × n, rows ldc apart) += A·B over row groups [group_begin, group_end) and panels
-/// [panel_begin, panel_end); disjoint ranges may run on different threads.
+/// How C starts: as it is, C = bias (0 without one), or C + bias; bias has n values.
+enum { CK_GEMM_ACCUMULATE = 0, CK_GEMM_SET = 1, CK_GEMM_ADD_BIAS = 2 };
+/// What is applied to C once complete.
+enum { CK_GEMM_NO_ACTIVATION = 0, CK_GEMM_RELU = 1, CK_GEMM_GELU = 2 };
+/// C (m × n, rows ldc apart) = activation(init(C) + A·B) over row groups [group_begin, group_end)
+/// and panels [panel_begin, panel_end); disjoint ranges may run on different threads. A is packed
+/// (lda 0), or read in place with rows lda apart.
 void ck_gemm_run(int variant, long m, long n, long k, const float *a, long lda, const float *packed_b, float *c, long ldc,
+                 const float *bias, int init, int activation,
                  long group_begin, long group_end, long panel_begin, long panel_end);
 
 #endif
