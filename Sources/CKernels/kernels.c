@@ -88,10 +88,10 @@ CK_CLONES void ck_softmax_rows(float *x, long rows, long cols, long stride, floa
     }
 }
 
-CK_CLONES void ck_layernorm(const float *x, long rows, long dim, const float *w, const float *b, float eps, float *y) {
+CK_CLONES void ck_layernorm(const float *x, long rows, long dim, const float *w, const float *b, float eps, float *y, long ldy) {
     for (long r = 0; r < rows; r++) {
         const float *src = x + r * dim;
-        float *dst = y + r * dim;
+        float *dst = y + r * ldy;
         float mean = ck_sum(src, dim) / (float)dim;
         float lanes[8] = {0, 0, 0, 0, 0, 0, 0, 0};
         long i = 0;

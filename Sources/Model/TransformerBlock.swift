@@ -20,28 +20,33 @@ struct TransformerBlock {
     }
 
     /// Runs the block in place on `x`: `images` sequences of `tokens` rows of width E.
+    /// The GEMMs' inputs are kept with rows 16 floats longer than their width (`GEMM.readsInPlace`):
+    /// the GEMM then reads them where they are instead of packing a copy.
     func apply(_ x: UnsafeMutablePointer<Float>, images: Int, tokens: Int, scratch: Scratch, profile: ForwardProfile? = nil) {
-        let e = proj.outFeatures, rows = images * tokens
-        let normed = scratch.buffer("block.normed", rows * e)
+        let e = proj.outFeatures, rows = images * tokens, width = fc1.outFeatures
+        let ldn = e + 16, ldh = width + 16
+        let normed = scratch.buffer("block.normed", rows * ldn)
         let qkvOut = scratch.buffer("block.qkv", rows * 3 * e)
-        let attended = scratch.buffer("block.attended", rows * e)
-        let hidden = scratch.buffer("block.hidden", rows * fc1.outFeatures)
+        let attended = scratch.buffer("block.attended", rows * ldn)
+        let hidden = scratch.buffer("block.hidden", rows * ldh)
 
         profile.measure("encoder.layernorm") {
-            VectorMath.layerNorm(x, rows: rows, dim: e, weight: norm1Weight, bias: norm1Bias, eps: eps, into: normed)
+            VectorMath.layerNorm(x, rows: rows, dim: e, weight: norm1Weight, bias: norm1Bias, eps: eps, into: normed, yStride: ldn)
         }
-        profile.measure("encoder.qkv") { qkv.apply(normed, rows: rows, into: qkvOut, scratch: scratch) }
+        profile.measure("encoder.qkv") { qkv.apply(normed, rows: rows, xStride: ldn, into: qkvOut, scratch: scratch) }
         profile.measure("encoder.attention") {
             for image in 0..<images {
                 Attention.multiHead(qkvOut + image * tokens * 3 * e, tokens: tokens, embedDim: e, heads: heads,
-                                    into: attended + image * tokens * e, scratch: scratch)
+                                    into: attended + image * tokens * ldn, outStride: ldn, scratch: scratch)
             }
         }
-        profile.measure("encoder.proj") { proj.apply(attended, rows: rows, into: x, accumulate: true, scratch: scratch) }
+        profile.measure("encoder.proj") { proj.apply(attended, rows: rows, xStride: ldn, into: x, accumulate: true, scratch: scratch) }
         profile.measure("encoder.layernorm") {
-            VectorMath.layerNorm(x, rows: rows, dim: e, weight: norm2Weight, bias: norm2Bias, eps: eps, into: normed)
+            VectorMath.layerNorm(x, rows: rows, dim: e, weight: norm2Weight, bias: norm2Bias, eps: eps, into: normed, yStride: ldn)
         }
-        profile.measure("encoder.fc1+gelu") { fc1.apply(normed, rows: rows, into: hidden, activation: .gelu, scratch: scratch) }
-        profile.measure("encoder.fc2") { fc2.apply(hidden, rows: rows, into: x, accumulate: true, scratch: scratch) }
+        profile.measure("encoder.fc1+gelu") {
+            fc1.apply(normed, rows: rows, xStride: ldn, into: hidden, yStride: ldh, activation: .gelu, scratch: scratch)
+        }
+        profile.measure("encoder.fc2") { fc2.apply(hidden, rows: rows, xStride: ldh, into: x, accumulate: true, scratch: scratch) }
     }
 }

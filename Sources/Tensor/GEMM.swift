@@ -32,6 +32,14 @@ public enum GEMM {
         return Variant(rawValue: ck_gemm_best_variant()) ?? .portable
     }()
 
+    /// Whether A, rows `lda` floats apart, can be read where it is: the `rows` rows of a group must
+    /// fall into different L1 sets (4 KiB apart they share one, as every dense row of 1024 or 4096
+    /// floats does), i.e. lda modulo 1024 floats between one cache line and 1024 / rows.
+    public static func readsInPlace(lda: Int, k: Int, rows: Int) -> Bool {
+        let shift = lda % 1024
+        return lda >= k && lda % 16 == 0 && shift >= 16 && shift * rows <= 1024
+    }
+
     /// How C starts.
     public enum Start: Int32, Sendable {
         /// C += A·B.
@@ -72,6 +80,7 @@ public enum GEMM {
         let segmentCount = segments?.count ?? 1
         precondition(k % segmentCount == 0, "k = \(k) is no multiple of \(segmentCount) segments")
         let mr = variant.groupRows
+        let inPlace = readsInPlace(lda: lda, k: k, rows: mr) && segments == nil && rowOffsets == nil
         // Fewer parts than workers when the rows are few: a part of under 4 groups is not worth a thread.
         let parts = max(1, min(workers, m / (4 * mr)))
         // Each part packs and multiplies its rows a chunk at a time (about 256 rows, whose packed
@@ -79,7 +88,7 @@ public enum GEMM {
         // never needs a packed copy of itself.
         let chunkRows = mr * ((256 + mr - 1) / mr)
         let chunkFloats = Int(ck_gemm_packed_a_floats(variant.rawValue, chunkRows, k))
-        let packed = scratch.buffer("gemm.packedA", parts * chunkFloats)
+        let packed = inPlace ? UnsafeMutablePointer(mutating: a) : scratch.buffer("gemm.packedA", parts * chunkFloats)
         let panels = (n + PackedMatrix.panelWidth - 1) / PackedMatrix.panelWidth
         precondition(rowOffsets.map { $0.count >= m } ?? true, "fewer row offsets than rows")
         let offsets = segments ?? [], starts = rowOffsets ?? []
@@ -90,6 +99,11 @@ public enum GEMM {
                 let end = (part + 1) * m / parts
                 for first in stride(from: part * m / parts, to: end, by: chunkRows) {
                     let count = min(chunkRows, end - first), groups = (count + mr - 1) / mr
+                    if inPlace {
+                        ck_gemm_run(variant.rawValue, count, n, k, a + first * lda, lda, b.pointer, c + first * ldc, ldc,
+                                    bias, start.rawValue, activation.rawValue, 0, groups, 0, panels)
+                        continue
+                    }
                     ck_gemm_pack_a(variant.rawValue, starts.isEmpty ? a + first * lda : a, lda,
                                    starts.isEmpty ? nil : starts.baseAddress! + first, count, segmentCount, k / segmentCount,
                                    offsets.isEmpty ? nil : offsets.baseAddress, buffer, 0, groups)

@@ -60,10 +60,11 @@ public enum VectorMath {
     public static func layerNorm(
         _ x: UnsafePointer<Float>, rows: Int, dim: Int,
         weight: UnsafePointer<Float>, bias: UnsafePointer<Float>, eps: Float,
-        into y: UnsafeMutablePointer<Float>
+        into y: UnsafeMutablePointer<Float>, yStride: Int? = nil
     ) {
+        let ldy = yStride ?? dim
         Parallel.forRanges(rows, minimum: max(1, 16_384 / max(dim, 1))) { range in
-            ck_layernorm(x + range.lowerBound * dim, range.count, dim, weight, bias, eps, y + range.lowerBound * dim)
+            ck_layernorm(x + range.lowerBound * dim, range.count, dim, weight, bias, eps, y + range.lowerBound * ldy, ldy)
         }
     }
 

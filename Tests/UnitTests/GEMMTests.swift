@@ -98,6 +98,25 @@ import Testing
         else { Self.check(portable, against: slice, "\(shape) portable") }
     }
 
+    /// Rows 16 floats longer than k are read in place, without a packed copy: the same bits.
+    @Test(arguments: [(197, 1024, 1024), (98, 96, 4096), (5, 33, 1024)])
+    func paddedRowsAreReadInPlace(shape: (Int, Int, Int)) {
+        let (m, n, k) = shape
+        let t = Self.makeCase(m: m, n: n, k: k, seed: 77)
+        let lda = k + 16
+        #expect(GEMM.readsInPlace(lda: lda, k: k, rows: 12) && !GEMM.readsInPlace(lda: k, k: k, rows: 12))
+        var padded = [Float](repeating: .nan, count: m * lda)  // NaN past k: any read of it would show
+        for r in 0..<m { for kk in 0..<k { padded[r * lda + kk] = t.a[r * k + kk] } }
+        let b = t.w.withUnsafeBufferPointer { PackedMatrix(packing: $0.baseAddress!, n: n, k: k, transposed: true) }
+        for variant in Self.variants where variant != .portable {
+            var inPlace = t.c
+            padded.withUnsafeBufferPointer { a in
+                GEMM.accumulate(a.baseAddress!, lda: lda, rows: m, b, into: &inPlace, ldc: t.ldc, scratch: Scratch(), variant: variant, workers: 2)
+            }
+            #expect(inPlace == Self.run(t, variant: variant, workers: 2), "\(shape) \(variant)")
+        }
+    }
+
     /// Row offsets and segments (a 3×3 convolution's pixels and taps) read the same values as an
     /// explicit im2col copy.
     @Test func rowOffsetsAndSegmentsAreAnIm2colWithoutTheCopy() {

@@ -13,7 +13,8 @@ void ck_gelu(float *x, long n);
 /// Softmax of scale·x along each of `rows` rows of `cols` values, `stride` apart, in place.
 void ck_softmax_rows(float *x, long rows, long cols, long stride, float scale);
 /// y = (x − mean)/√(var + eps)·w + b over rows of `dim` values (biased variance); y may be x.
-void ck_layernorm(const float *x, long rows, long dim, const float *w, const float *b, float eps, float *y);
+/// Rows of x are dim apart, rows of y ldy apart.
+void ck_layernorm(const float *x, long rows, long dim, const float *w, const float *b, float eps, float *y, long ldy);
 
 #include <stdint.h>
 /// One source row of a tile into the stitcher's accumulators: weight_sums[c] += wy·w[c] and, for
