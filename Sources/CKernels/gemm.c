@@ -26,15 +26,17 @@ void ck_gemm_pack_b(const float *w, long ldw, int transposed, long n, long k, fl
     long panels = (n + NR - 1) / NR;
     for (long p = 0; p < panels; p++) {
         float *dst = packed + p * k * NR;
-        for (long j = 0; j < NR; j++) {
-            long col = p * NR + j;
-            if (col >= n) {
-                for (long kk = 0; kk < k; kk++) dst[kk * NR + j] = 0;
-            } else if (transposed) {  // w is n × k: column `col` of B is row `col` of w
-                const float *src = w + col * ldw;
-                for (long kk = 0; kk < k; kk++) dst[kk * NR + j] = src[kk];
-            } else {  // w is k × n
-                for (long kk = 0; kk < k; kk++) dst[kk * NR + j] = w[kk * ldw + col];
+        long width = n - p * NR < NR ? n - p * NR : NR;
+        if (transposed) {  // w is n × k: column `col` of B is row `col` of w, read along its length
+            for (long j = 0; j < NR; j++) {
+                const float *src = w + (p * NR + j) * ldw;
+                for (long kk = 0; kk < k; kk++) dst[kk * NR + j] = j < width ? src[kk] : 0;
+            }
+        } else {  // w is k × n: each panel row is a run of a row of w (column by column, rows ldw
+                  // apart, would read one cache line per value, all in one L1 set when ldw is 4 KiB × m)
+            for (long kk = 0; kk < k; kk++) {
+                memcpy(dst + kk * NR, w + kk * ldw + p * NR, (size_t)width * sizeof(float));
+                for (long j = width; j < NR; j++) dst[kk * NR + j] = 0;
             }
         }
     }
@@ -273,5 +275,35 @@ void ck_gemm_run(int variant, long m, long n, long k, const float *packed_a, lon
                 }
             }
         }
+    }
+}
+
+// ---- attention: one head, query rows a group at a time, through the GEMM kernels ----
+
+long ck_attention_scratch_floats(int variant, long tokens, long d) {
+    long mr = ck_gemm_group_rows(variant), padded = (tokens + NR - 1) / NR * NR;
+    return ck_gemm_packed_b_floats(tokens, d) + ck_gemm_packed_b_floats(d, tokens) + mr * (d + APAD) + mr * (padded + APAD);
+}
+
+void ck_attention_head(int variant, const float *q, const float *k, const float *v, long ld, long tokens, long d, float scale,
+                       float *out, long ldo, float *scratch) {
+    long mr = ck_gemm_group_rows(variant), padded = (tokens + NR - 1) / NR * NR;
+    float *keys = scratch;                                           // Kᵀ as B: k = d, n = tokens
+    float *values = keys + ck_gemm_packed_b_floats(tokens, d);       // V as B: k = tokens, n = d
+    float *group = values + ck_gemm_packed_b_floats(d, tokens);      // a group's queries, rows d + APAD apart
+    float *scores = group + mr * (d + APAD);                         // its scores, rows padded + APAD apart
+    long lq = d + APAD, ls = padded + APAD;
+    ck_gemm_pack_b(k, ld, 1, tokens, d, keys);
+    ck_gemm_pack_b(v, ld, 0, d, tokens, values);
+    long key_panels = padded / NR, value_panels = (d + NR - 1) / NR;
+    for (long i0 = 0; i0 < tokens; i0 += mr) {
+        long rows = tokens - i0 < mr ? tokens - i0 : mr;
+        for (long i = 0; i < rows; i++) memcpy(group + i * lq, q + (i0 + i) * ld, (size_t)d * sizeof(float));
+        // scores = q · kᵀ (the columns past `tokens` meet zero keys), softmax(scale · scores) row-wise,
+        // then out rows = scores · v: the group's scores never leave L1.
+        ck_gemm_run(variant, rows, padded, d, group, lq, keys, scores, ls, NULL, CK_GEMM_SET, CK_GEMM_NO_ACTIVATION, 0, 1, 0, key_panels);
+        ck_softmax_rows(scores, rows, tokens, ls, scale);
+        ck_gemm_run(variant, rows, d, tokens, scores, ls, values, out + i0 * ldo, ldo, NULL, CK_GEMM_SET, CK_GEMM_NO_ACTIVATION,
+                    0, 1, 0, value_panels);
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import Model
 import Tensor
 import TestSupport
 import Testing
@@ -57,5 +58,27 @@ import Testing
             }
         }
         #expect((0..<(256 * 512)).allSatisfy { y[$0] == 12 + Float($0 % 512) })
+    }
+}
+
+/// The whole model at one and two threads: bitwise the same logits (every GEMM rounds in one
+/// order whatever the split, the other loops split by rows), so `--resume` and results do not
+/// depend on `--threads`.
+@Suite(.serialized) struct ThreadCountTests {
+    @Test func logitsDoNotDependOnTheThreadCount() throws {
+        let model = try PrithviSegmentationModel(directory: ModelLoadingTests.fixture, environment: ["PRITHVI_WEIGHT_CACHE": "off"])
+        var random = SeededRandom(seed: 8)
+        let pixels = random.array(2 * 6 * 64 * 64)
+        let before = BLAS.threads
+        defer { BLAS.threads = before }
+        var results: [[Float]] = []
+        for threads in [1, 2, 3] {
+            BLAS.threads = threads
+            var logits = [Float](repeating: 0, count: 2 * model.config.numClasses * 64 * 64)
+            try model.forward(pixels, images: 2, height: 64, width: 64, into: &logits, scratch: Scratch())
+            results.append(logits)
+        }
+        #expect(results[0] == results[1] && results[0] == results[2])
+        #expect(results[0].contains { $0 != 0 })
     }
 }

@@ -12,7 +12,7 @@
 #   8. scores: the demo model (models/demo-water) on held-out generated scenes, water IoU against
 #      their ground truth for the default tiling, --tiling vllm, --stride 224 and other scales
 #   9. peers: one 224 tile of the full-size model, coordinator bench vs ONNX Runtime and OpenVINO (fp32) on the
-#      same exported model, 1 and 2 threads, batch 1 and 4, alternating rounds
+#      same exported model, 1 and 2 threads, batch 1, 5 alternating rounds, medians and ratios
 # PYTHON must point at an interpreter with terratorch installed for the references (skipped otherwise);
 # peers also needs onnx, onnxscript, onnxruntime and openvino there.
 # Usage: scripts/bench/run-benchmarks.sh [tile|scene|memory|scaling|serve|tiling|capacity|scores|peers|all]
@@ -190,16 +190,26 @@ if [ "$what" = peers ] || [ "$what" = all ]; then
     if [ -n "$python" ] && "$python" -c "import onnxruntime, openvino" 2>/dev/null && { [ -f "$onnx" ] || has_reference; }; then
         # The export (once) needs terratorch and onnxscript; its errors are shown.
         [ -f "$onnx" ] || "$python" scripts/bench/onnx_peers.py --export "$onnx" > /dev/null
-        echo "== one 224×224 tile, full-size model, fp32 (median of 5 passes; 3 alternating rounds per setting)"
+        # Batch 1 is `segment`'s and `serve`'s default. (The exported graph takes one location row,
+        # so the peers cannot run larger batches of it.)
+        echo "== one 224×224 tile, full-size model, fp32, batch 1 (median of 5 passes; 5 alternating rounds per thread count)"
+        median() { sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
         for threads in 2 1; do
-            for batch in 1 4; do
-                for round in 1 2 3; do
-                    ours=$("$bin/coordinator" bench "$models/prithvi-300m" --tiles 5 --threads "$threads" --batch "$batch" | tail -1)
-                    ort=$("$python" scripts/bench/onnx_peers.py --model "$onnx" --runtime onnxruntime --threads "$threads" --batch "$batch" | tail -1)
-                    ov=$("$python" scripts/bench/onnx_peers.py --model "$onnx" --runtime openvino --threads "$threads" --batch "$batch" | tail -1)
-                    echo "threads $threads batch $batch round $round: ours ${ours#median_tile_ms: } ms, onnxruntime ${ort#median_tile_ms: } ms, openvino ${ov#median_tile_ms: } ms per tile"
-                done
+            : > "$models/outputs-peers-ours" ; : > "$models/outputs-peers-ort" ; : > "$models/outputs-peers-ov"
+            for round in 1 2 3 4 5; do
+                ours=$("$bin/coordinator" bench "$models/prithvi-300m" --tiles 5 --threads "$threads" --batch 1 | tail -1)
+                ort=$("$python" scripts/bench/onnx_peers.py --model "$onnx" --runtime onnxruntime --threads "$threads" --batch 1 | tail -1)
+                ov=$("$python" scripts/bench/onnx_peers.py --model "$onnx" --runtime openvino --threads "$threads" --batch 1 | tail -1)
+                echo "threads $threads round $round: ours ${ours#median_tile_ms: } ms, onnxruntime ${ort#median_tile_ms: } ms, openvino ${ov#median_tile_ms: } ms per tile"
+                echo "${ours#median_tile_ms: }" >> "$models/outputs-peers-ours"
+                echo "${ort#median_tile_ms: }" >> "$models/outputs-peers-ort"
+                echo "${ov#median_tile_ms: }" >> "$models/outputs-peers-ov"
             done
+            o=$(median < "$models/outputs-peers-ours"); r=$(median < "$models/outputs-peers-ort"); v=$(median < "$models/outputs-peers-ov")
+            awk -v t="$threads" -v o="$o" -v r="$r" -v v="$v" 'BEGIN {
+                f = (r < v) ? r : v
+                printf "threads %s medians: ours %.1f, onnxruntime %.1f, openvino %.1f ms; ours / faster peer %.3f, ours / onnxruntime %.3f\n", t, o, r, v, o / f, o / r }'
+            rm -f "$models/outputs-peers-ours" "$models/outputs-peers-ort" "$models/outputs-peers-ov"
         done
     else
         echo "== peers skipped: PYTHON needs onnxruntime and openvino (and terratorch and onnxscript until $onnx exists)"

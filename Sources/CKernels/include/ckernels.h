@@ -74,4 +74,11 @@ void ck_gemm_run(int variant, long m, long n, long k, const float *a, long lda, 
                  const float *bias, int init, int activation,
                  long group_begin, long group_end, long panel_begin, long panel_end);
 
+/// Scratch floats of ck_attention_head.
+long ck_attention_scratch_floats(int variant, long tokens, long d);
+/// One attention head: out (tokens × d, rows ldo apart) = softmax(scale · q·kᵀ) · v, q, k, v being
+/// tokens × d with rows ld apart; a group of query rows at a time, its scores kept in L1.
+void ck_attention_head(int variant, const float *q, const float *k, const float *v, long ld, long tokens, long d, float scale,
+                       float *out, long ldo, float *scratch);
+
 #endif
