@@ -1,26 +1,41 @@
+import CKernels
+
 /// Convolutions on channels-last (NHWC) feature maps: pixel (y, x) is a row of `channels` floats.
 /// Every convolution is a handful of large GEMMs, never a 9× im2col copy.
 
 /// A 3×3 (padding 1) or 1×1 convolution with its bias; BatchNorm already folded in.
-/// The weights are one GEMM operand of k = taps·in: row `t·in + i` of B holds tap t, input channel i.
+/// Direct: one GEMM operand of k = taps·in (row `t·in + i` of B holds tap t, input channel i).
+/// Winograd F(2×2, 3×3) (3×3 only, the default): 16 GEMMs over 4×4 input tiles, one per
+/// transformed position, 16 multiplications for 2×2 outputs where the direct form has 36.
 public struct ConvWeights {
     public let kernel: Int
     public let inChannels: Int
     public let outChannels: Int
-    public let weights: PackedMatrix
+    /// The direct form's weights (nil for a Winograd 3×3).
+    public let weights: PackedMatrix?
+    /// U = G g Gᵀ for the 16 positions of a 4×4 tile, each an in × out GEMM operand.
+    public let winograd: [PackedMatrix]?
     public let bias: FloatBuffer
 
     /// From PyTorch's Conv2d layout [out][in][k][k], scaling output channel o by `scale[o]` and
     /// adding `shift[o]` (BatchNorm folding: scale = γ/√(var+ε), shift = β − mean·scale).
     public init(pytorch weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?, inChannels: Int, outChannels: Int,
-                kernel: Int, scale: [Float]? = nil, shift: [Float]? = nil) {
+                kernel: Int, scale: [Float]? = nil, shift: [Float]? = nil, winograd useWinograd: Bool = true) {
         precondition(kernel == 1 || kernel == 3, "only 1×1 and 3×3 convolutions")
         self.kernel = kernel
         self.inChannels = inChannels
         self.outChannels = outChannels
-        let tapCount = kernel * kernel, k = tapCount * inChannels
-        let rows = FloatBuffer(count: outChannels * k, zeroed: false)  // [out][tap][in], then packed
+        let tapCount = kernel * kernel
         self.bias = FloatBuffer(count: outChannels, zeroed: false)
+        for o in 0..<outChannels { self.bias.pointer[o] = (bias?[o] ?? 0) * (scale?[o] ?? 1) + (shift?[o] ?? 0) }
+        if kernel == 3 && useWinograd {
+            weights = nil
+            winograd = Self.winogradWeights(weight, inChannels: inChannels, outChannels: outChannels, scale: scale)
+            return
+        }
+        winograd = nil
+        let k = tapCount * inChannels
+        let rows = FloatBuffer(count: outChannels * k, zeroed: false)  // [out][tap][in], then packed
         for o in 0..<outChannels {
             let s = scale?[o] ?? 1
             for i in 0..<inChannels {
@@ -28,35 +43,92 @@ public struct ConvWeights {
                     rows.pointer[o * k + t * inChannels + i] = weight[(o * inChannels + i) * tapCount + t] * s
                 }
             }
-            self.bias.pointer[o] = (bias?[o] ?? 0) * s + (shift?[o] ?? 0)
         }
         weights = PackedMatrix(packing: rows.pointer, n: outChannels, k: k, transposed: true)
     }
 
+    /// U = G g Gᵀ, G = [1 0 0; ½ ½ ½; ½ −½ ½; 0 0 1], for every (out, in), in double then rounded once.
+    static func winogradWeights(_ weight: UnsafePointer<Float>, inChannels: Int, outChannels: Int, scale: [Float]?) -> [PackedMatrix] {
+        let g: [[Double]] = [[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]]
+        let positions = (0..<16).map { _ in FloatBuffer(count: outChannels * inChannels, zeroed: false) }  // [out][in]
+        for o in 0..<outChannels {
+            let s = Double(scale?[o] ?? 1)
+            for i in 0..<inChannels {
+                let w = weight + (o * inChannels + i) * 9
+                var left = [[Double]](repeating: [0, 0, 0], count: 4)  // G g
+                for a in 0..<4 { for c in 0..<3 { left[a][c] = (0..<3).reduce(0) { $0 + g[a][$1] * Double(w[$1 * 3 + c]) * s } } }
+                for a in 0..<4 {
+                    for b in 0..<4 {
+                        let u = (0..<3).reduce(0) { $0 + left[a][$1] * g[b][$1] }
+                        positions[a * 4 + b].pointer[o * inChannels + i] = Float(u)
+                    }
+                }
+            }
+        }
+        return positions.map { PackedMatrix(packing: $0.pointer, n: outChannels, k: inChannels, transposed: true) }
+    }
+
     /// y = act(conv(x) + b) for an h×w map; `y` rows are `yStride` apart (concatenation for free).
-    /// A 3×3 tap (dy, dx) of pixel (r, c) reads pixel (r + dy, c + dx) of the zero-padded map: the
-    /// GEMM's row for the pixel starts there and its nine taps are nine runs at fixed offsets.
     public func apply(
         _ x: UnsafePointer<Float>, height h: Int, width w: Int,
         into y: UnsafeMutablePointer<Float>, yStride: Int? = nil, relu: Bool, scratch: Scratch
     ) {
         let ldy = yStride ?? outChannels
         let activation: GEMM.Activation = relu ? .relu : .none
-        if kernel == 1 {
+        if kernel == 1, let weights {
             GEMM.multiply(x, lda: inChannels, rows: h * w, weights, into: y, ldc: ldy, start: .set, bias: bias.pointer,
                           activation: activation, scratch: scratch)
             return
         }
-        let pw = w + 2
-        let padded = scratch.buffer("conv3x3.padded", (h + 2) * pw * inChannels)
-        padded.update(repeating: 0, count: (h + 2) * pw * inChannels)
-        for row in 0..<h {
-            (padded + ((row + 1) * pw + 1) * inChannels).update(from: x + row * w * inChannels, count: w * inChannels)
+        if let winograd {
+            applyWinograd(winograd, x, height: h, width: w, into: y, ldy: ldy, relu: relu, scratch: scratch)
+            return
         }
+        // Direct 3×3: the GEMM's row for pixel (r, c) starts at that pixel of the zero-padded map
+        // and its nine taps are nine runs at fixed offsets.
+        let pw = w + 2
+        let padded = zeroPadded(x, height: h, width: w, rows: h + 2, columns: pw, scratch: scratch)
         let starts = (0..<(h * w)).map { p in ((p / w) * pw + p % w) * inChannels }
         let taps = (0..<9).map { t in ((t / 3) * pw + t % 3) * inChannels }
-        GEMM.multiply(padded, lda: 0, rowOffsets: starts, rows: h * w, segments: taps, weights, into: y, ldc: ldy,
+        GEMM.multiply(padded, lda: 0, rowOffsets: starts, rows: h * w, segments: taps, weights!, into: y, ldc: ldy,
                       start: .set, bias: bias.pointer, activation: activation, scratch: scratch)
+    }
+
+    /// x inside a zero border: `rows` × `columns` pixels, x at (1, 1).
+    private func zeroPadded(_ x: UnsafePointer<Float>, height h: Int, width w: Int, rows: Int, columns: Int, scratch: Scratch) -> UnsafeMutablePointer<Float> {
+        let padded = scratch.buffer("conv3x3.padded", rows * columns * inChannels)
+        padded.update(repeating: 0, count: rows * columns * inChannels)
+        for row in 0..<h {
+            (padded + ((row + 1) * columns + 1) * inChannels).update(from: x + row * w * inChannels, count: w * inChannels)
+        }
+        return padded
+    }
+
+    /// Tiles a chunk at a time (about 256, so that a position's V and M stay small): transform the
+    /// inputs, 16 GEMMs (rows of V 16 floats longer than the channels, read in place), transform back.
+    private func applyWinograd(_ u: [PackedMatrix], _ x: UnsafePointer<Float>, height h: Int, width w: Int,
+                               into y: UnsafeMutablePointer<Float>, ldy: Int, relu: Bool, scratch: Scratch) {
+        let tilesH = (h + 1) / 2, tilesW = (w + 1) / 2, tiles = tilesH * tilesW
+        let pw = 2 * tilesW + 2
+        let padded = UnsafePointer(zeroPadded(x, height: h, width: w, rows: 2 * tilesH + 2, columns: pw, scratch: scratch))
+        let chunk = min(tiles, 264), ldv = inChannels + 16, ldm = outChannels
+        let vPlane = chunk * ldv, mPlane = chunk * ldm
+        let v = scratch.buffer("winograd.v", 16 * vPlane), m = scratch.buffer("winograd.m", 16 * mPlane)
+        let bias = UnsafePointer(self.bias.pointer)
+        for first in stride(from: 0, to: tiles, by: chunk) {
+            let count = min(chunk, tiles - first)
+            Parallel.forRanges(count, minimum: 16) { r in
+                ck_winograd_input(padded, pw, inChannels, tilesW, first + r.lowerBound, first + r.upperBound,
+                                  v + r.lowerBound * ldv, ldv, vPlane)
+            }
+            for p in 0..<16 {
+                GEMM.multiply(v + p * vPlane, lda: ldv, rows: count, u[p], into: m + p * mPlane, ldc: ldm, start: .set, scratch: scratch)
+            }
+            Parallel.forRanges(count, minimum: 16) { r in
+                ck_winograd_output(m + r.lowerBound * ldm, ldm, mPlane, outChannels, tilesW, first + r.lowerBound, first + r.upperBound,
+                                   bias, relu ? 1 : 0, y, ldy, h, w)
+            }
+        }
     }
 }
 

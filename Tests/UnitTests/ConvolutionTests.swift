@@ -32,14 +32,18 @@ import Testing
         return y
     }
 
-    @Test(arguments: [1, 3])
-    func convolutionMatchesDirectLoops(kernel: Int) {
-        var random = SeededRandom(seed: UInt64(kernel))
-        let h = 5, w = 7, inC = 6, outC = 9
+    /// Both forms of the 3×3 (Winograd, the default, and direct), maps of odd and even sides (the
+    /// last Winograd tile row and column half outside).
+    @Test(arguments: [(1, false, 5, 7), (3, false, 5, 7), (3, true, 5, 7), (3, true, 6, 4), (3, true, 1, 1), (3, true, 2, 3)])
+    func convolutionMatchesDirectLoops(kernel: Int, winograd: Bool, h: Int, w: Int) {
+        var random = SeededRandom(seed: UInt64(kernel * 100 + h * 10 + w))
+        let inC = 6, outC = 9
         let x = random.array(h * w * inC), weight = random.array(outC * inC * kernel * kernel)
         let bias = random.array(outC), scale = random.array(outC, 0.5, 2), shift = random.array(outC)
         for relu in [false, true] {
-            let layer = ConvWeights(pytorch: weight, bias: bias, inChannels: inC, outChannels: outC, kernel: kernel, scale: scale, shift: shift)
+            let layer = ConvWeights(pytorch: weight, bias: bias, inChannels: inC, outChannels: outC, kernel: kernel, scale: scale, shift: shift,
+                                    winograd: winograd)
+            #expect((layer.winograd != nil) == (kernel == 3 && winograd))
             // Written into a wider buffer with a stride, as the decoder concatenates.
             let stride = outC + 4
             var y = [Float](repeating: .nan, count: h * w * stride)
@@ -50,6 +54,23 @@ import Testing
             #expect(maxAbsoluteError(dense, expected) < 1e-5)
             #expect(y[outC].isNaN, "the stride gap must stay untouched")
         }
+    }
+
+    /// The fpn_bottleneck's channel count (k = 1024 per tap): Winograd's transforms add a little
+    /// rounding (G's halves, sums of four products), held to what the model's parity tests allow.
+    @Test func winogradAtTheDecodersWidthStaysCloseToDirect() {
+        var random = SeededRandom(seed: 31)
+        let h = 9, w = 8, inC = 1024, outC = 40
+        let x = random.array(h * w * inC), weight = random.array(outC * inC * 9).map { $0 * 0.03 }, bias = random.array(outC)
+        let expected = Self.naiveConv(x, h: h, w: w, inC: inC, weight: weight, bias: bias, outC: outC, k: 3, scale: nil, shift: nil, relu: false)
+        var fast = [Float](repeating: .nan, count: h * w * outC), direct = fast
+        ConvWeights(pytorch: weight, bias: bias, inChannels: inC, outChannels: outC, kernel: 3)
+            .apply(x, height: h, width: w, into: &fast, relu: false, scratch: Scratch())
+        ConvWeights(pytorch: weight, bias: bias, inChannels: inC, outChannels: outC, kernel: 3, winograd: false)
+            .apply(x, height: h, width: w, into: &direct, relu: false, scratch: Scratch())
+        let scale = expected.map(abs).max()!
+        #expect(maxAbsoluteError(direct, expected) / scale < 2e-6)
+        #expect(maxAbsoluteError(fast, expected) / scale < 1e-5, "Winograd: \(maxAbsoluteError(fast, expected) / scale)")
     }
 
     @Test func transposedConvolutionPaintsTwoByTwoBlocks() {

@@ -74,6 +74,17 @@ void ck_gemm_run(int variant, long m, long n, long k, const float *a, long lda, 
                  const float *bias, int init, int activation,
                  long group_begin, long group_end, long panel_begin, long panel_end);
 
+// ---- Winograd F(2×2, 3×3) (winograd.c) ----
+/// Tiles [tile_begin, tile_end) of a zero-padded channels-last map (padded_width pixels a row; tile t
+/// at tile row t / tiles_w, column t % tiles_w reads padded pixels 2·row … 2·row + 3, 2·col … 2·col + 3)
+/// into V: position p of tile t at v + p·plane + (t − tile_begin)·ldv, `channels` values.
+void ck_winograd_input(const float *padded, long padded_width, long channels, long tiles_w, long tile_begin,
+                       long tile_end, float *v, long ldv, long plane);
+/// The 2×2 outputs of those tiles from the 16 GEMM products M (same layout as V, ldm per tile), plus
+/// bias, then ReLU when `relu`; pixel (r, c) of the height × width output at y + (r·width + c)·ldy.
+void ck_winograd_output(const float *m, long ldm, long plane, long channels, long tiles_w, long tile_begin,
+                        long tile_end, const float *bias, int relu, float *y, long ldy, long height, long width);
+
 /// Scratch floats of ck_attention_head.
 long ck_attention_scratch_floats(int variant, long tokens, long d);
 /// One attention head: out (tokens × d, rows ldo apart) = softmax(scale · q·kᵀ) · v, q, k, v being
