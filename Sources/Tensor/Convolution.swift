@@ -96,10 +96,17 @@ public struct ConvWeights {
 
     /// x inside a zero border: `rows` × `columns` pixels, x at (1, 1).
     private func zeroPadded(_ x: UnsafePointer<Float>, height h: Int, width w: Int, rows: Int, columns: Int, scratch: Scratch) -> UnsafeMutablePointer<Float> {
-        let padded = scratch.buffer("conv3x3.padded", rows * columns * inChannels)
-        padded.update(repeating: 0, count: rows * columns * inChannels)
-        for row in 0..<h {
-            (padded + ((row + 1) * columns + 1) * inChannels).update(from: x + row * w * inChannels, count: w * inChannels)
+        let c = inChannels, rowFloats = columns * c
+        let padded = scratch.buffer("conv3x3.padded", rows * rowFloats)
+        // Every padded row in parallel: the map's rows copied inside zero borders, the others zero.
+        Parallel.forRanges(rows, minimum: 4) { range in
+            for row in range {
+                let dst = padded + row * rowFloats
+                guard row >= 1, row <= h else { dst.update(repeating: 0, count: rowFloats); continue }
+                dst.update(repeating: 0, count: c)
+                (dst + c).update(from: x + (row - 1) * w * c, count: w * c)
+                (dst + (w + 1) * c).update(repeating: 0, count: (columns - w - 1) * c)
+            }
         }
         return padded
     }
@@ -164,15 +171,18 @@ public struct ConvTranspose2x2Weights {
         let blocks = scratch.buffer("convT.blocks", h * w * n)
         GEMM.multiply(x, lda: inChannels, rows: h * w, weights, into: blocks, ldc: n, start: .set, scratch: scratch)
         let outWidth = 2 * w
-        for row in 0..<h {
+        let bias = UnsafePointer(self.bias.pointer), outChannels = self.outChannels
+        Parallel.forRanges(h, minimum: 1) { rows in
+        for row in rows {
             for col in 0..<w {
                 let block = blocks + (row * w + col) * n
                 for t in 0..<4 {
                     let dst = y + ((2 * row + t / 2) * outWidth + 2 * col + t % 2) * outChannels
                     dst.update(from: block + t * outChannels, count: outChannels)
-                    VectorMath.add(bias.pointer, into: dst, count: outChannels)
+                    VectorMath.add(bias, into: dst, count: outChannels)
                 }
             }
+        }
         }
     }
 }

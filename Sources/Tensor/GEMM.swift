@@ -68,7 +68,8 @@ public enum GEMM {
     /// C (m × b.n, rows `ldc` apart) = activation(start(C) + A·B), `bias` having b.n values. Row r
     /// of A starts at `a + r·lda`, or at `a + rowOffsets[r]`; with `segments` it is the runs
     /// `start + segments[s]` of `b.k / segments.count` values each (a 3×3 convolution's shifted
-    /// taps). Rows are split among `workers` threads; each packs its own rows of A.
+    /// taps). The work is split among `workers` threads by panels or by rows (see below); either
+    /// way each element of C is computed by one thread in the one rounding order.
     public static func multiply(
         _ a: UnsafePointer<Float>, lda: Int, rowOffsets: [Int]? = nil, rows m: Int, segments: [Int]? = nil, _ b: PackedMatrix,
         into c: UnsafeMutablePointer<Float>, ldc: Int, start: Start = .accumulate, bias: UnsafePointer<Float>? = nil,
@@ -79,51 +80,66 @@ public enum GEMM {
         let k = b.k, n = b.n
         let segmentCount = segments?.count ?? 1
         precondition(k % segmentCount == 0, "k = \(k) is no multiple of \(segmentCount) segments")
-        let mr = variant.groupRows
-        let inPlace = readsInPlace(lda: lda, k: k, rows: mr) && segments == nil && rowOffsets == nil
-        // Fewer parts than workers when the work is small: under 4 groups of rows is not worth a thread.
-        let parts = max(1, min(workers, m / (4 * mr)))
-        // Each part packs and multiplies its rows a chunk at a time (about 256 rows, whose packed
-        // A stays in L2 while the panels pass): a tall A (a 3×3 convolution's 3,248 rows × 9,216)
-        // never needs a packed copy of itself.
-        let chunkRows = mr * ((256 + mr - 1) / mr)
-        let chunkFloats = Int(ck_gemm_packed_a_floats(variant.rawValue, chunkRows, k))
-        let packed = inPlace ? UnsafeMutablePointer(mutating: a) : scratch.buffer("gemm.packedA", parts * chunkFloats)
+        let mr = variant.groupRows, v = variant.rawValue
         let panels = (n + PackedMatrix.panelWidth - 1) / PackedMatrix.panelWidth
         precondition(rowOffsets.map { $0.count >= m } ?? true, "fewer row offsets than rows")
+        // Rows go a chunk at a time (about 256, whose packed A stays in L2 while the panels pass):
+        // a tall A (a 3×3 convolution's 3,136 rows × 9,216) never needs a packed copy of itself.
+        let chunkRows = mr * ((256 + mr - 1) / mr)
+        let chunkFloats = Int(ck_gemm_packed_a_floats(v, chunkRows, k))
+        let inPlace = readsInPlace(lda: lda, k: k, rows: mr) && segments == nil && rowOffsets == nil
+        // How the threads share the work; none is worth a thread below a million multiply-adds.
+        //   panels: each thread streams its share of B over all the rows (A read in place, or packed
+        //     once beforehand when the rows are few); the other's rows stay out of its cache
+        //     (bench: 765 → 735 ms per tile at 2 threads against splitting the rows).
+        //   rows: each thread packs and multiplies its own rows (a copy of A per thread).
+        let worthThreads = workers > 1 && m * n * k >= 1 << 20
+        let fewRows = m < 4 * mr * workers
+        let splitPanels = worthThreads && panels >= 2 * workers && (inPlace || fewRows)
+        let parts = !worthThreads ? 1 : splitPanels ? workers : max(1, min(workers, m / (4 * mr)))
         let offsets = segments ?? [], starts = rowOffsets ?? []
         starts.withUnsafeBufferPointer { starts in
         offsets.withUnsafeBufferPointer { offsets in
-            let run = { (part: Int) in
-                // A read in place: the parts split the panels, so each thread streams half of B
-                // and the other's rows stay out of its cache (bench: 765 → 735 ms per tile at 2
-                // threads). A packed copy is made by the part that uses it: the parts split the rows.
-                if inPlace && panels >= 2 * parts {
-                    let p0 = part * panels / parts, p1 = (part + 1) * panels / parts
-                    for first in stride(from: 0, to: m, by: chunkRows) {
-                        let count = min(chunkRows, m - first), groups = (count + mr - 1) / mr
-                        ck_gemm_run(variant.rawValue, count, n, k, a + first * lda, lda, b.pointer, c + first * ldc, ldc,
-                                    bias, start.rawValue, activation.rawValue, 0, groups, p0, p1)
+            /// Packs rows [first, first + count) of A into `buffer`.
+            func pack(_ first: Int, _ count: Int, into buffer: UnsafeMutablePointer<Float>) {
+                ck_gemm_pack_a(v, starts.isEmpty ? a + first * lda : a, lda, starts.isEmpty ? nil : starts.baseAddress! + first,
+                               count, segmentCount, k / segmentCount, offsets.isEmpty ? nil : offsets.baseAddress,
+                               buffer, 0, (count + mr - 1) / mr)
+            }
+            func multiply(_ first: Int, _ count: Int, _ a: UnsafePointer<Float>, lda: Int, panels range: Range<Int>) {
+                ck_gemm_run(v, count, n, k, a, lda, b.pointer, c + first * ldc, ldc, bias, start.rawValue, activation.rawValue,
+                            0, (count + mr - 1) / mr, range.lowerBound, range.upperBound)
+            }
+            if splitPanels {
+                // All of A packed once, on this thread, unless it is read in place (few rows: cheap).
+                let packedA = inPlace ? nil : scratch.buffer("gemm.packedA", Int(ck_gemm_packed_a_floats(v, m, k)))
+                if let packedA { pack(0, m, into: packedA) }
+                Parallel.forParts(parts) { part in
+                    let range = (part * panels / parts)..<((part + 1) * panels / parts)
+                    if let packedA {
+                        multiply(0, m, packedA, lda: 0, panels: range)
+                    } else {
+                        for first in stride(from: 0, to: m, by: chunkRows) {
+                            multiply(first, min(chunkRows, m - first), a + first * lda, lda: lda, panels: range)
+                        }
                     }
-                    return
                 }
-                let buffer = packed + part * chunkFloats
+                return
+            }
+            let buffers = inPlace ? nil : scratch.buffer("gemm.packedA", parts * chunkFloats)
+            Parallel.forParts(parts) { part in
                 let end = (part + 1) * m / parts
                 for first in stride(from: part * m / parts, to: end, by: chunkRows) {
-                    let count = min(chunkRows, end - first), groups = (count + mr - 1) / mr
-                    if inPlace {
-                        ck_gemm_run(variant.rawValue, count, n, k, a + first * lda, lda, b.pointer, c + first * ldc, ldc,
-                                    bias, start.rawValue, activation.rawValue, 0, groups, 0, panels)
-                        continue
+                    let count = min(chunkRows, end - first)
+                    if let buffers {
+                        let buffer = buffers + part * chunkFloats
+                        pack(first, count, into: buffer)
+                        multiply(first, count, buffer, lda: 0, panels: 0..<panels)
+                    } else {
+                        multiply(first, count, a + first * lda, lda: lda, panels: 0..<panels)
                     }
-                    ck_gemm_pack_a(variant.rawValue, starts.isEmpty ? a + first * lda : a, lda,
-                                   starts.isEmpty ? nil : starts.baseAddress! + first, count, segmentCount, k / segmentCount,
-                                   offsets.isEmpty ? nil : offsets.baseAddress, buffer, 0, groups)
-                    ck_gemm_run(variant.rawValue, count, n, k, buffer, 0, b.pointer, c + first * ldc, ldc,
-                                bias, start.rawValue, activation.rawValue, 0, groups, 0, panels)
                 }
             }
-            if parts == 1 { run(0) } else { Parallel.forParts(parts, run) }
         }
         }
     }

@@ -46,7 +46,10 @@ public enum Resampling {
             }
             return
         }
-        for (oy, (y0, y1, wy0, wy1)) in rows.enumerated() {
+        // Output rows in parallel for the decoder's maps (a 56×56×256 upsampling is 0.8 M outputs).
+        Parallel.forRanges(outHeight, minimum: max(1, 65_536 / max(1, outWidth * channels))) { range in
+        for oy in range {
+            let (y0, y1, wy0, wy1) = rows[oy]
             for (ox, (x0, x1, wx0, wx1)) in cols.enumerated() {
                 let out = dst + (oy * outWidth + ox) * ld
                 let p00 = src + (y0 * inWidth + x0) * channels, p01 = src + (y0 * inWidth + x1) * channels
@@ -63,6 +66,7 @@ public enum Resampling {
                     c += 1
                 }
             }
+        }
         }
     }
 

@@ -80,6 +80,16 @@ public enum VectorMath {
 
     /// dst[i] += src[i].
     public static func add(_ src: UnsafePointer<Float>, into dst: UnsafeMutablePointer<Float>, count: Int) {
+        guard count < 262_144 else {  // the decoder's top-down sums: split across the cores
+            Parallel.forRanges(count / 8, minimum: 16_384) { r in addSerial(src + 8 * r.lowerBound, into: dst + 8 * r.lowerBound, count: 8 * r.count) }
+            let done = count / 8 * 8
+            addSerial(src + done, into: dst + done, count: count - done)
+            return
+        }
+        addSerial(src, into: dst, count: count)
+    }
+
+    private static func addSerial(_ src: UnsafePointer<Float>, into dst: UnsafeMutablePointer<Float>, count: Int) {
         var i = 0
         while i + 8 <= count { store8(load8(dst + i) + load8(src + i), dst + i); i += 8 }
         while i < count { dst[i] += src[i]; i += 1 }

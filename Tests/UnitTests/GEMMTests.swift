@@ -60,6 +60,9 @@ import Testing
 
     @Test(arguments: [
         (1, 1, 1), (5, 17, 3), (11, 31, 255), (12, 32, 256), (13, 33, 257), (25, 64, 600), (6, 16, 16), (7, 100, 130),
+        // Above the million multiply-adds that are worth a second thread: few rows packed once with
+        // the panels split (and k past one block), and rows split with remainders.
+        (13, 100, 1100), (101, 40, 300),
     ])
     func remaindersOfRowsColumnsAndBlocks(shape: (Int, Int, Int)) {
         let (m, n, k) = shape
