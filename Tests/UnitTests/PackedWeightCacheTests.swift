@@ -67,6 +67,30 @@ import Testing
         #expect([touched, truncated, garbage].allSatisfy { $0.logits == Self.reference })
     }
 
+    /// An index that claims a 2⁴⁰ × 2⁴⁰ matrix (whose size overflows) or one past the file's end is
+    /// not trusted, and nothing traps: the cache is rebuilt.
+    @Test func anIndexClaimingTooMuchIsRebuilt() throws {
+        let dir = try Self.model()
+        let cache = dir.file(".model.safetensors.packed")
+        _ = try Self.load(dir.path)
+        for edit in [["n": 1 << 40, "k": 1 << 40], ["offset": 1 << 30]] {
+            var bytes = try Data(contentsOf: URL(fileURLWithPath: cache))
+            let offset = bytes[8..<16].withUnsafeBytes { Int(UInt64(littleEndian: $0.loadUnaligned(as: UInt64.self))) }
+            let length = bytes[16..<24].withUnsafeBytes { Int(UInt64(littleEndian: $0.loadUnaligned(as: UInt64.self))) }
+            var footer = try #require(try JSONSerialization.jsonObject(with: bytes[offset..<(offset + length)]) as? [String: Any])
+            var entries = try #require(footer["entries"] as? [[String: Any]])
+            for (key, value) in edit { entries[0][key] = value }
+            footer["entries"] = entries
+            let edited = try JSONSerialization.data(withJSONObject: footer)
+            bytes = bytes[0..<offset] + edited
+            withUnsafeBytes(of: UInt64(edited.count).littleEndian) { bytes.replaceSubrange(16..<24, with: $0) }
+            try bytes.write(to: URL(fileURLWithPath: cache))
+            let loaded = try Self.load(dir.path)
+            #expect(loaded.report.contains("built \(cache)"), "\(edit): \(loaded.report)")
+            #expect(loaded.logits == Self.reference)
+        }
+    }
+
     @Test func anotherDirectoryOrMemoryWhenAsked() throws {
         let dir = try Self.model()
         let elsewhere = TemporaryDirectory("packed-elsewhere")

@@ -23,7 +23,11 @@ final class PackedWeightCache {
     /// Layout of the file (bump when `ck_gemm_pack_b`'s panels change).
     static let format = 1
     static let magic: [UInt8] = Array("PRPACK01".utf8)
-    static let pageSize = 4096
+    /// Entries start on multiples of this (4 KiB, or the system's page if larger: each matrix is
+    /// mapped back from the file on its own while the file is built).
+    static let pageSize = max(4096, Int(sysconf(Int32(_SC_PAGESIZE))))
+    /// Largest dimension an entry may claim (a damaged index must not overflow a size).
+    static let largestDimension = 1 << 20
 
     struct Source: Codable, Equatable {
         var path: String
@@ -109,7 +113,7 @@ final class PackedWeightCache {
             // Host and pid: on a shared file system without flock two nodes may build at once; both
             // files are complete and identical, and the last rename wins.
             let temporary = path + ".tmp-\(ProcessInfo.processInfo.hostName)-\(getpid())"
-            let descriptor = Glibc.open(temporary, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+            let descriptor = Glibc.open(temporary, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0o644)
             guard descriptor >= 0 else {
                 reasons.append("\(directory): \(String(cString: strerror(errno)))")
                 flock(lock, LOCK_UN); close(lock)
@@ -260,18 +264,19 @@ final class PackedWeightCache {
     /// The cache at `path` if it is complete, made from `source` with this layout, and every entry
     /// lies inside it.
     static func open(_ path: String, source: Source) -> (MappedFile, [String: Entry])? {
-        guard let file = try? MappedFile(path: path), file.count >= pageSize else { return nil }
+        guard let file = try? MappedFile(path: path), file.count >= 4096 else { return nil }
         let bytes = file.bytes
         guard Array(bytes[0..<8]) == magic else { return nil }
         let footerOffset = Int(bytes.loadUnaligned(fromByteOffset: 8, as: UInt64.self).littleEndian)
         let footerLength = Int(bytes.loadUnaligned(fromByteOffset: 16, as: UInt64.self).littleEndian)
-        guard footerOffset >= pageSize, footerLength > 0, footerLength <= file.count,
+        guard footerOffset >= 4096, footerLength > 0, footerLength <= file.count,
               let region = file.slice(offset: footerOffset, length: footerLength),
               let footer = try? JSONDecoder().decode(Footer.self, from: Data(region)),
               footer.format == format, footer.panel == PackedMatrix.panelWidth, footer.source == source else { return nil }
         var entries: [String: Entry] = [:]
         for entry in footer.entries {
-            guard entry.n > 0, entry.k > 0, entry.offset >= pageSize, entry.offset % pageSize == 0,
+            guard (1...largestDimension).contains(entry.n), (1...largestDimension).contains(entry.k),
+                  entry.offset >= 4096, entry.offset % 4096 == 0,
                   file.slice(offset: entry.offset, length: PackedMatrix.floats(n: entry.n, k: entry.k) * 4) != nil else { return nil }
             entries[entry.name] = entry
         }
