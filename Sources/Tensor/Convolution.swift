@@ -48,24 +48,34 @@ public struct ConvWeights {
     }
 
     /// U = G g Gᵀ, G = [1 0 0; ½ ½ ½; ½ −½ ½; 0 0 1], for every (out, in), in double then rounded once.
+    /// (Written without temporaries: it runs at every model load, 4.7 M weights for the 300M model.)
     static func winogradWeights(_ weight: UnsafePointer<Float>, inChannels: Int, outChannels: Int, scale: [Float]?) -> [PackedMatrix] {
-        let g: [[Double]] = [[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]]
-        let positions = (0..<16).map { _ in FloatBuffer(count: outChannels * inChannels, zeroed: false) }  // [out][in]
+        let positions = FloatBuffer(count: 16 * outChannels * inChannels, zeroed: false)  // [position][out][in]
+        let plane = outChannels * inChannels
+        /// G applied to three values: the four rows of G · (a, b, c).
+        func g(_ a: Double, _ b: Double, _ c: Double) -> (Double, Double, Double, Double) {
+            (a, (a + b + c) * 0.5, (a - b + c) * 0.5, c)
+        }
         for o in 0..<outChannels {
             let s = Double(scale?[o] ?? 1)
             for i in 0..<inChannels {
                 let w = weight + (o * inChannels + i) * 9
-                var left = [[Double]](repeating: [0, 0, 0], count: 4)  // G g
-                for a in 0..<4 { for c in 0..<3 { left[a][c] = (0..<3).reduce(0) { $0 + g[a][$1] * Double(w[$1 * 3 + c]) * s } } }
-                for a in 0..<4 {
-                    for b in 0..<4 {
-                        let u = (0..<3).reduce(0) { $0 + left[a][$1] * g[b][$1] }
-                        positions[a * 4 + b].pointer[o * inChannels + i] = Float(u)
-                    }
+                // Columns of G g (g's columns through G), then each row of that through G again.
+                let c0 = g(Double(w[0]) * s, Double(w[3]) * s, Double(w[6]) * s)
+                let c1 = g(Double(w[1]) * s, Double(w[4]) * s, Double(w[7]) * s)
+                let c2 = g(Double(w[2]) * s, Double(w[5]) * s, Double(w[8]) * s)
+                let rows = [(c0.0, c1.0, c2.0), (c0.1, c1.1, c2.1), (c0.2, c1.2, c2.2), (c0.3, c1.3, c2.3)]
+                let at = o * inChannels + i
+                for r in 0..<4 {
+                    let u = g(rows[r].0, rows[r].1, rows[r].2)
+                    positions.pointer[(4 * r + 0) * plane + at] = Float(u.0)
+                    positions.pointer[(4 * r + 1) * plane + at] = Float(u.1)
+                    positions.pointer[(4 * r + 2) * plane + at] = Float(u.2)
+                    positions.pointer[(4 * r + 3) * plane + at] = Float(u.3)
                 }
             }
         }
-        return positions.map { PackedMatrix(packing: $0.pointer, n: outChannels, k: inChannels, transposed: true) }
+        return (0..<16).map { PackedMatrix(packing: positions.pointer + $0 * plane, n: outChannels, k: inChannels, transposed: true) }
     }
 
     /// y = act(conv(x) + b) for an h×w map; `y` rows are `yStride` apart (concatenation for free).
