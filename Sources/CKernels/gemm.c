@@ -245,6 +245,18 @@ void ck_gemm_run(int variant, long m, long n, long k, const float *packed_a, lon
                  const float *bias, int init, int activation,
                  long group_begin, long group_end, long panel_begin, long panel_end) {
     long mr = ck_gemm_group_rows(variant);
+    if (k <= 0) {  // no products: C is only started and finished
+        for (long g = group_begin; g < group_end; g++) {
+            long rows = m - g * mr < mr ? m - g * mr : mr;
+            for (long p = panel_begin; p < panel_end; p++) {
+                long width = n - p * NR < NR ? n - p * NR : NR;
+                float *tile = c + g * mr * ldc + p * NR;
+                tile_prologue(init, bias ? bias + p * NR : NULL, tile, ldc, rows, width);
+                tile_epilogue(activation, tile, ldc, rows, width);
+            }
+        }
+        return;
+    }
     // Row groups are taken a few at a time so that their packed A (rows × KC) stays in L2 while
     // every panel of the range passes over it.
     const long groups_per_block = (256 + mr - 1) / mr;

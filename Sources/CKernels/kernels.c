@@ -9,6 +9,10 @@
 #define CK_CLONES
 #endif
 
+// No contraction into FMAs: the x86-64-v3 clone would otherwise fuse `y * x + c` where the default
+// clone cannot, and a pass would round differently on CPUs with and without AVX2.
+#pragma clang fp contract(off)
+
 static inline float ck_expf(float v) {
     float x = fminf(fmaxf(v, -87.3365f), 88.3762626647949f);
     float fx = floorf(x * 1.44269504088896341f + 0.5f);

@@ -79,6 +79,13 @@ public final class WeightBinder {
     /// for the GEMM, from the node's packed-weight cache when it holds it.
     public func linear(_ name: String, _ shape: [Int]) -> PackedMatrix {
         let n = shape[0], k = shape.dropFirst().reduce(1, *)
+        // Found in a mapped cache: the checkpoint's tensor (perhaps bf16, to be converted into a
+        // float32 copy kept for the reader's lifetime) is never read, only its shape checked.
+        if let packedCache, let reader, let stored = storedName[name], reader.shape(of: stored) == shape,
+           let matrix = packedCache.cached(name, n: n, k: k) {
+            used.insert(name)
+            return matrix
+        }
         let weight = tensor(name, shape)
         guard let packedCache, reader != nil, problems.isEmpty else {
             // Recording, or the checkpoint is already known not to fit: `finish` throws or the model
@@ -103,7 +110,11 @@ public final class WeightBinder {
     /// (e.g. the MAE decoder or auxiliary heads) for logging.
     @discardableResult
     public func finish() throws -> [String] {
-        packedCache?.finish()
+        if problems.isEmpty {
+            packedCache?.finish()
+        } else {
+            packedCache?.abandon()  // a cache without the matrices after the first problem must not be kept
+        }
         packingReport = packedCache?.report ?? ""
         guard problems.isEmpty else {
             let shown = problems.prefix(20).joined(separator: "\n  ")

@@ -91,6 +91,33 @@ import Testing
         }
     }
 
+    /// A preamble whose offsets have the top bit set (≥ 2⁶³ as integers) is rebuilt, not a trap.
+    @Test func aPreambleBeyondAnyIntegerIsRebuilt() throws {
+        let dir = try Self.model()
+        let cache = dir.file(".model.safetensors.packed")
+        _ = try Self.load(dir.path)
+        var bytes = try Data(contentsOf: URL(fileURLWithPath: cache))
+        bytes[15] |= 0x80
+        try bytes.write(to: URL(fileURLWithPath: cache))
+        let loaded = try Self.load(dir.path)
+        #expect(loaded.report.contains("built \(cache)"), "\(loaded.report)")
+    }
+
+    /// A load that fails (the config does not fit the weights) publishes no cache and leaves no
+    /// temporary or lock: the next, fitting load builds the whole cache at once.
+    @Test func aFailedLoadLeavesNoCache() throws {
+        let dir = try Self.model()
+        let config = dir.file("config.json")
+        let good = try String(contentsOfFile: config, encoding: .utf8)
+        try good.replacingOccurrences(of: "\"num_classes\": 2", with: "\"num_classes\": 5").write(toFile: config, atomically: true, encoding: .utf8)
+        #expect(throws: (any Error).self) { try PrithviSegmentationModel(directory: dir.path, environment: [:]) }
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir.path).sorted() == ["config.json", "model.safetensors"])
+        try good.write(toFile: config, atomically: true, encoding: .utf8)
+        let loaded = try Self.load(dir.path)
+        #expect(loaded.report.contains("packed weights: built") && !loaded.report.contains("missing"), "\(loaded.report)")
+        #expect(loaded.logits == Self.reference)
+    }
+
     @Test func anotherDirectoryOrMemoryWhenAsked() throws {
         let dir = try Self.model()
         let elsewhere = TemporaryDirectory("packed-elsewhere")

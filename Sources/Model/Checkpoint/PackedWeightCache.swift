@@ -103,15 +103,19 @@ final class PackedWeightCache {
             let lock = Glibc.open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
             guard lock >= 0 else { reasons.append("\(directory): \(String(cString: strerror(errno)))"); continue }
             // Another worker of this node may be building it: wait for it, then use its file.
-            while flock(lock, LOCK_EX) != 0 && errno == EINTR {}
+            var locked = flock(lock, LOCK_EX) == 0
+            while !locked && errno == EINTR { locked = flock(lock, LOCK_EX) == 0 }
+            let lockProblem = locked ? nil : String(cString: strerror(errno))
             if let (file, entries) = Self.open(path, source: source) {
                 flock(lock, LOCK_UN); close(lock)
                 state = .mapped(file, entries)
                 report = "packed weights: mapped \(path) (built by another process)"
                 return
             }
+            // Holding the lock, any temporary of this cache is a killed builder's: remove it.
+            if locked { Self.removeTemporaries(of: path) }
             // Host and pid: on a shared file system without flock two nodes may build at once; both
-            // files are complete and identical, and the last rename wins.
+            // files are complete and identical, and the first to publish wins (`publish`).
             let temporary = path + ".tmp-\(ProcessInfo.processInfo.hostName)-\(getpid())"
             let descriptor = Glibc.open(temporary, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0o644)
             guard descriptor >= 0 else {
@@ -122,6 +126,7 @@ final class PackedWeightCache {
             state = .building(Builder(path: path, temporary: temporary, descriptor: descriptor, directoryLock: lock))
             self.source = source
             report = ""
+            lockNote = lockProblem.map { " (without a lock: flock on \(directory) failed: \($0))" } ?? ""
             return
         }
         state = .off
@@ -129,6 +134,34 @@ final class PackedWeightCache {
     }
 
     private var source: Source?
+    private var lockNote = ""
+
+    /// A binder dropped before `finish` (its load failed) leaves no temporary and no lock behind.
+    deinit { abandon() }
+
+    /// Gives up a build: the temporary is removed, the lock released (the load failed: a cache
+    /// missing the matrices after the failure must not be published).
+    func abandon() {
+        guard case .building(let builder) = state else { return }
+        close(builder.descriptor)
+        unlink(builder.temporary)
+        flock(builder.directoryLock, LOCK_UN); close(builder.directoryLock)
+        state = .off
+    }
+
+    static func removeTemporaries(of path: String) {
+        let directory = (path as NSString).deletingLastPathComponent, prefix = (path as NSString).lastPathComponent + ".tmp-"
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? [] where name.hasPrefix(prefix) {
+            unlink(directory + "/" + name)
+        }
+    }
+
+    /// The matrix `name` from a mapped cache, without touching the checkpoint (whose tensor may
+    /// need a float32 conversion), or nil.
+    func cached(_ name: String, n: Int, k: Int) -> PackedMatrix? {
+        guard case .mapped(let file, let entries) = state, let entry = entries[name], entry.n == n, entry.k == k else { return nil }
+        return PackedMatrix(packed: (file.baseAddress + entry.offset).assumingMemoryBound(to: Float.self), n: n, k: k, owner: file)
+    }
 
     /// The Linear weight `w` ([n × k], PyTorch's layout) named `name`, packed.
     func matrix(_ name: String, weight w: UnsafePointer<Float>, n: Int, k: Int) -> PackedMatrix {
@@ -194,17 +227,28 @@ final class PackedWeightCache {
             }
         }
         if failure == nil, fsync(builder.descriptor) != 0 { failure = "fsync: \(String(cString: strerror(errno)))" }
-        if failure == nil, rename(builder.temporary, builder.path) != 0 { failure = "rename: \(String(cString: strerror(errno)))" }
+        if failure == nil { failure = publish(builder.temporary, as: builder.path, source: source) }
         if let failure {
             unlink(builder.temporary)  // matrices already mapped from it stay valid while mapped
             report = "packed weights: in this process's memory (\(failure))"
             return
         }
         fsync(builder.directoryLock)
-        report = "packed weights: built \(builder.path) (\(String(format: "%.0f", megabytes)) MB in \(String(format: "%.1f", Date().timeIntervalSince(builder.started))) s, once per checkpoint and node)"
+        report = "packed weights: built \(builder.path) (\(String(format: "%.0f", megabytes)) MB in \(String(format: "%.1f", Date().timeIntervalSince(builder.started))) s, once per checkpoint and node)\(lockNote)"
     }
 
     // MARK: - Files
+
+    /// Puts the complete temporary at `path`. A link never replaces a file: a valid cache another
+    /// builder published meanwhile (no lock on some shared file systems) stays, and may be mapped
+    /// by other nodes, where replacing it would leave their mappings stale. Only a file that is not
+    /// a valid cache for `source` is replaced.
+    private func publish(_ temporary: String, as path: String, source: Source) -> String? {
+        if link(temporary, path) == 0 { unlink(temporary); return nil }
+        guard errno == EEXIST else { return "link: \(String(cString: strerror(errno)))" }
+        if Self.open(path, source: source) != nil { unlink(temporary); return nil }  // ours is identical
+        return rename(temporary, path) == 0 ? nil : "rename: \(String(cString: strerror(errno)))"
+    }
 
     static func aligned(_ offset: Int) -> Int { (offset + pageSize - 1) / pageSize * pageSize }
 
@@ -267,9 +311,9 @@ final class PackedWeightCache {
         guard let file = try? MappedFile(path: path), file.count >= 4096 else { return nil }
         let bytes = file.bytes
         guard Array(bytes[0..<8]) == magic else { return nil }
-        let footerOffset = Int(bytes.loadUnaligned(fromByteOffset: 8, as: UInt64.self).littleEndian)
-        let footerLength = Int(bytes.loadUnaligned(fromByteOffset: 16, as: UInt64.self).littleEndian)
-        guard footerOffset >= 4096, footerLength > 0, footerLength <= file.count,
+        guard let footerOffset = Int(exactly: bytes.loadUnaligned(fromByteOffset: 8, as: UInt64.self).littleEndian),
+              let footerLength = Int(exactly: bytes.loadUnaligned(fromByteOffset: 16, as: UInt64.self).littleEndian),
+              footerOffset >= 4096, footerLength > 0, footerLength <= file.count,
               let region = file.slice(offset: footerOffset, length: footerLength),
               let footer = try? JSONDecoder().decode(Footer.self, from: Data(region)),
               footer.format == format, footer.panel == PackedMatrix.panelWidth, footer.source == source else { return nil }
