@@ -15,7 +15,7 @@
 #endif
 
 // Every kernel is written with explicit fmaf / FMA intrinsics; nothing else may be contracted.
-#pragma clang fp contract(off)
+#include "clones.h"
 
 #define NR CK_GEMM_PANEL
 #define KC CK_GEMM_KBLOCK

@@ -3,15 +3,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#if defined(__x86_64__) && defined(__clang__)
-#define CK_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
-#else
-#define CK_CLONES
-#endif
-
-// No contraction into FMAs: the x86-64-v3 clone would otherwise fuse `y * x + c` where the default
-// clone cannot, and a pass would round differently on CPUs with and without AVX2.
-#pragma clang fp contract(off)
+#include "clones.h"
 
 static inline float ck_expf(float v) {
     float x = fminf(fmaxf(v, -87.3365f), 88.3762626647949f);

@@ -5,13 +5,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#pragma STDC FP_CONTRACT OFF
-
-#if defined(__x86_64__) && defined(__clang__)
-#define CK_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
-#else
-#define CK_CLONES
-#endif
+#include "clones.h"
 
 CK_CLONES
 void ck_blend_row(float *restrict weight_sums, float *restrict sums, long plane_stride, const float *restrict logits,

@@ -5,13 +5,7 @@
 // The loops run over channels, contiguous in memory, so clang vectorises them.
 #include "ckernels.h"
 
-#if defined(__x86_64__) && defined(__clang__)
-#define CK_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
-#else
-#define CK_CLONES
-#endif
-
-#pragma clang fp contract(off)
+#include "clones.h"
 
 CK_CLONES void ck_winograd_input(const float *padded, long padded_width, long channels, long tiles_w, long tile_begin,
                                  long tile_end, float *v, long ldv, long plane) {
