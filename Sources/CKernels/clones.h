@@ -10,9 +10,9 @@
 #define CK_CLONES
 #endif
 
-// No contraction into FMAs: the x86-64-v3 clone would otherwise fuse `y * x + c` where the default
-// clone cannot, and a pass would round differently on CPUs with and without AVX2. (The GEMM writes
-// its FMAs explicitly.)
-#pragma clang fp contract(off)
+// Contraction into FMAs is each file's choice: the GEMM writes its FMAs explicitly and the
+// stitcher must round as the scalar expression, so both turn it off; kernels.c keeps it (its
+// x86-64-v3 clone fuses `y * x + c`, which the baseline clone cannot: 1.4 % of a pass, and every
+// CPU with AVX2 runs that same clone, so only pre-AVX2 CPUs round its functions differently).
 
 #endif

@@ -15,7 +15,7 @@
 #endif
 
 // Every kernel is written with explicit fmaf / FMA intrinsics; nothing else may be contracted.
-#include "clones.h"
+#pragma clang fp contract(off)
 
 #define NR CK_GEMM_PANEL
 #define KC CK_GEMM_KBLOCK

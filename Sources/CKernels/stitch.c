@@ -7,6 +7,8 @@
 
 #include "clones.h"
 
+#pragma clang fp contract(off)
+
 CK_CLONES
 void ck_blend_row(float *restrict weight_sums, float *restrict sums, long plane_stride, const float *restrict logits,
                   long logit_plane, long classes, const float *restrict w, float wy, long n) {

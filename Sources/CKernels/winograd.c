@@ -7,6 +7,8 @@
 
 #include "clones.h"
 
+#pragma clang fp contract(off)
+
 CK_CLONES void ck_winograd_input(const float *padded, long padded_width, long channels, long tiles_w, long tile_begin,
                                  long tile_end, float *v, long ldv, long plane) {
     for (long t = tile_begin; t < tile_end; t++) {

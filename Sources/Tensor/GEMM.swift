@@ -3,8 +3,8 @@ import Foundation
 
 /// C += A·B with B packed once (`PackedMatrix`), the project's own kernels (gemm.c): every layer of
 /// the model is such a product of activations and weights. Each element of C gets the same
-/// fused multiply-add chains in the same order whatever the variant and the thread split, so
-/// results are bitwise identical across `--threads`, workers and CPUs that run the same variant.
+/// fused multiply-add chains in the same order whatever the variant and the thread split, so a
+/// GEMM's result is bitwise the same across variants, `--threads` and workers.
 public enum GEMM {
     /// A micro-kernel family; `supported` ones run on this CPU.
     public enum Variant: Int32, CaseIterable, Sendable, CustomStringConvertible {
