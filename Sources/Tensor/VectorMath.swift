@@ -12,11 +12,6 @@ func load8(_ p: UnsafePointer<Float>) -> Vec8 {
     UnsafeRawPointer(p).loadUnaligned(as: Vec8.self)
 }
 
-/// Lane-wise max written with a compare and select: Swift's generic `pointwiseMax` is an
-/// out-of-line call per vector in release builds.
-@inline(__always)
-func max8(_ a: Vec8, _ b: Vec8) -> Vec8 { a.replacing(with: b, where: a .< b) }
-
 @inline(__always)
 func store8(_ v: Vec8, _ p: UnsafeMutablePointer<Float>) {
     UnsafeMutableRawPointer(p).storeBytes(of: v, as: Vec8.self)
@@ -38,17 +33,6 @@ public enum VectorMath {
         Parallel.forRanges(count, minimum: 16_384) { range in ck_gelu(data + range.lowerBound, range.count) }
     }
 
-    /// max(x, 0), in place.
-    public static func relu(_ data: UnsafeMutablePointer<Float>, count: Int) {
-        var i = 0
-        let zero = Vec8(repeating: 0)
-        while i + 8 <= count {
-            store8(max8(load8(data + i), zero), data + i)
-            i += 8
-        }
-        while i < count { data[i] = max(data[i], 0); i += 1 }
-    }
-
     /// Softmax along each of `rows` rows of length `cols` (row stride `stride`), in place,
     /// after multiplying by `scale` (attention's 1/√d folded in).
     public static func softmaxRows(_ data: UnsafeMutablePointer<Float>, rows: Int, cols: Int, stride: Int, scale: Float = 1) {
@@ -65,16 +49,6 @@ public enum VectorMath {
         let ldy = yStride ?? dim
         Parallel.forRanges(rows, minimum: max(1, 16_384 / max(dim, 1))) { range in
             ck_layernorm(x + range.lowerBound * dim, range.count, dim, weight, bias, eps, y + range.lowerBound * ldy, ldy)
-        }
-    }
-
-    /// Adds `bias` (length `cols`) to every row of a rows×cols matrix with row stride `stride`.
-    public static func addBias(_ data: UnsafeMutablePointer<Float>, rows: Int, cols: Int, stride: Int, bias: UnsafePointer<Float>) {
-        for r in 0..<rows {
-            let row = data + r * stride
-            var i = 0
-            while i + 8 <= cols { store8(load8(row + i) + load8(bias + i), row + i); i += 8 }
-            while i < cols { row[i] += bias[i]; i += 1 }
         }
     }
 
