@@ -55,16 +55,6 @@ public enum GEMM {
         case none = 0, relu = 1, gelu = 2
     }
 
-    /// C (m × b.n, rows `ldc` apart) += A·B; see `multiply`.
-    public static func accumulate(
-        _ a: UnsafePointer<Float>, lda: Int, rowOffsets: [Int]? = nil, rows m: Int, segments: [Int]? = nil, _ b: PackedMatrix,
-        into c: UnsafeMutablePointer<Float>, ldc: Int, scratch: Scratch,
-        variant: Variant = GEMM.variant, workers: Int = Parallel.workers
-    ) {
-        multiply(a, lda: lda, rowOffsets: rowOffsets, rows: m, segments: segments, b, into: c, ldc: ldc, scratch: scratch,
-                 variant: variant, workers: workers)
-    }
-
     /// C (m × b.n, rows `ldc` apart) = activation(start(C) + A·B), `bias` having b.n values. Row r
     /// of A starts at `a + r·lda`, or at `a + rowOffsets[r]`; with `segments` it is the runs
     /// `start + segments[s]` of `b.k / segments.count` values each (a 3×3 convolution's shifted

@@ -14,13 +14,7 @@ public enum Parallel {
     /// than `minimum` items are not worth a thread and run inline.
     public static func forRanges(_ count: Int, minimum: Int = 4096, _ body: (Range<Int>) -> Void) {
         let parts = min(workers, max(1, count / max(1, minimum)))
-        guard parts > 1 else { body(0..<count); return }
-        withoutActuallyEscaping(body) { body in
-            let shared = UncheckedBox(body)
-            DispatchQueue.concurrentPerform(iterations: parts) { part in
-                shared.value((part * count / parts)..<((part + 1) * count / parts))
-            }
-        }
+        forParts(parts) { part in body((part * count / parts)..<((part + 1) * count / parts)) }
     }
 
     /// Runs `body(0) … body(parts − 1)` concurrently, one call per worker thread.
@@ -42,11 +36,8 @@ public enum Parallel {
         let threads = BLAS.threads
         BLAS.threads = 1
         defer { BLAS.threads = threads }
-        withoutActuallyEscaping(body) { body in
-            let shared = UncheckedBox(body)
-            DispatchQueue.concurrentPerform(iterations: parts) { part in
-                for item in (part * count / parts)..<((part + 1) * count / parts) { shared.value(item, part) }
-            }
+        forParts(parts) { part in
+            for item in (part * count / parts)..<((part + 1) * count / parts) { body(item, part) }
         }
     }
 }

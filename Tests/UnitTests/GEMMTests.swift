@@ -26,13 +26,13 @@ import Testing
         return Case(a: random.array(m * k), w: random.array(n * k), c: c, m: m, n: n, k: k, ldc: ldc)
     }
 
-    /// C + A·wᵀ through `GEMM.accumulate` (w is n × k, PyTorch's Linear layout).
+    /// C + A·wᵀ through `GEMM.multiply`, accumulated onto C (w is n × k, PyTorch's Linear layout).
     static func run(_ t: Case, variant: GEMM.Variant, workers: Int) -> [Float] {
         let b = t.w.withUnsafeBufferPointer { PackedMatrix(packing: $0.baseAddress!, n: t.n, k: t.k, transposed: true) }
         var c = t.c
         t.a.withUnsafeBufferPointer { a in
             c.withUnsafeMutableBufferPointer { c in
-                GEMM.accumulate(a.baseAddress!, lda: t.k, rows: t.m, b, into: c.baseAddress!, ldc: t.ldc,
+                GEMM.multiply(a.baseAddress!, lda: t.k, rows: t.m, b, into: c.baseAddress!, ldc: t.ldc,
                                 scratch: Scratch(), variant: variant, workers: workers)
             }
         }
@@ -114,7 +114,7 @@ import Testing
         for variant in Self.variants where variant != .portable {
             var inPlace = t.c
             padded.withUnsafeBufferPointer { a in
-                GEMM.accumulate(a.baseAddress!, lda: lda, rows: m, b, into: &inPlace, ldc: t.ldc, scratch: Scratch(), variant: variant, workers: 2)
+                GEMM.multiply(a.baseAddress!, lda: lda, rows: m, b, into: &inPlace, ldc: t.ldc, scratch: Scratch(), variant: variant, workers: 2)
             }
             #expect(inPlace == Self.run(t, variant: variant, workers: 2), "\(shape) \(variant)")
         }
@@ -136,11 +136,11 @@ import Testing
         for variant in Self.variants {
             var viaOffsets = [Float](repeating: 0, count: rows * out), viaCopy = viaOffsets
             padded.withUnsafeBufferPointer { p in
-                GEMM.accumulate(p.baseAddress!, lda: 0, rowOffsets: starts, rows: rows, segments: taps, b, into: &viaOffsets, ldc: out,
+                GEMM.multiply(p.baseAddress!, lda: 0, rowOffsets: starts, rows: rows, segments: taps, b, into: &viaOffsets, ldc: out,
                                 scratch: Scratch(), variant: variant, workers: 2)
             }
             im2col.withUnsafeBufferPointer { p in
-                GEMM.accumulate(p.baseAddress!, lda: k, rows: rows, b, into: &viaCopy, ldc: out, scratch: Scratch(), variant: variant, workers: 1)
+                GEMM.multiply(p.baseAddress!, lda: k, rows: rows, b, into: &viaCopy, ldc: out, scratch: Scratch(), variant: variant, workers: 1)
             }
             #expect(viaOffsets == viaCopy, "\(variant)")
             #expect(viaCopy.contains { $0 != 0 })

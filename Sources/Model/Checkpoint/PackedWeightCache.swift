@@ -168,11 +168,8 @@ final class PackedWeightCache {
         switch state {
         case .off:
             return PackedMatrix(packing: w, n: n, k: k, transposed: true)
-        case .mapped(let file, let entries):
-            if let entry = entries[name], entry.n == n, entry.k == k {
-                let pointer = (file.baseAddress + entry.offset).assumingMemoryBound(to: Float.self)
-                return PackedMatrix(packed: pointer, n: n, k: k, owner: file)
-            }
+        case .mapped:
+            if let matrix = cached(name, n: n, k: k) { return matrix }
             misses.append(name)
             return PackedMatrix(packing: w, n: n, k: k, transposed: true)
         case .building(let builder):
