@@ -1,11 +1,11 @@
 // C += A·B for the model's GEMMs, with B (the weights) packed once into 32-column panels and A
-// (the activations) packed per call into row groups, so that the micro-kernels read both
-// sequentially. ckernels.h gives the layouts and the rounding contract.
+// (the activations) read in place or packed per call into row groups, so that the micro-kernels
+// read both sequentially. ckernels.h gives the layouts and the rounding contract.
 //
 // Why not OpenBLAS: at these tall-skinny shapes (197 or 788 rows, K = 1024…4096) it re-packs the
 // weights on every call and its two threads meet at barriers inside every GEMM; with the weights
-// packed once and each thread owning a range of rows (packing its own A), no call packs B and no
-// thread waits for another until the call ends.
+// packed once and each thread owning whole panels or row ranges (GEMM.swift), no call packs B and
+// no thread waits for another until the call ends.
 #include "ckernels.h"
 #include <math.h>
 #include <stddef.h>
@@ -245,25 +245,14 @@ void ck_gemm_run(int variant, long m, long n, long k, const float *packed_a, lon
                  const float *bias, int init, int activation,
                  long group_begin, long group_end, long panel_begin, long panel_end) {
     long mr = ck_gemm_group_rows(variant);
-    if (k <= 0) {  // no products: C is only started and finished
-        for (long g = group_begin; g < group_end; g++) {
-            long rows = m - g * mr < mr ? m - g * mr : mr;
-            for (long p = panel_begin; p < panel_end; p++) {
-                long width = n - p * NR < NR ? n - p * NR : NR;
-                float *tile = c + g * mr * ldc + p * NR;
-                tile_prologue(init, bias ? bias + p * NR : NULL, tile, ldc, rows, width);
-                tile_epilogue(activation, tile, ldc, rows, width);
-            }
-        }
-        return;
-    }
     // Row groups are taken a few at a time so that their packed A (rows × KC) stays in L2 while
     // every panel of the range passes over it.
     const long groups_per_block = (256 + mr - 1) / mr;
     const long step = variant == CK_GEMM_AVX2 ? 16 : NR;
     for (long g0 = group_begin; g0 < group_end; g0 += groups_per_block) {
         long g1 = g0 + groups_per_block < group_end ? g0 + groups_per_block : group_end;
-        for (long k0 = 0; k0 < k; k0 += KC) {
+        // At least one k block, so that with k = 0 C is still started and finished.
+        for (long k0 = 0; k0 == 0 || k0 < k; k0 += KC) {
             long kc = k - k0 < KC ? k - k0 : KC;
             for (long p = panel_begin; p < panel_end; p++) {
                 const float *b = packed_b + (p * k + k0) * NR;

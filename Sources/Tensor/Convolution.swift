@@ -64,15 +64,17 @@ public struct ConvWeights {
                 let c0 = g(Double(w[0]) * s, Double(w[3]) * s, Double(w[6]) * s)
                 let c1 = g(Double(w[1]) * s, Double(w[4]) * s, Double(w[7]) * s)
                 let c2 = g(Double(w[2]) * s, Double(w[5]) * s, Double(w[8]) * s)
-                let rows = [(c0.0, c1.0, c2.0), (c0.1, c1.1, c2.1), (c0.2, c1.2, c2.2), (c0.3, c1.3, c2.3)]
                 let at = o * inChannels + i
-                for r in 0..<4 {
-                    let u = g(rows[r].0, rows[r].1, rows[r].2)
+                func store(row r: Int, _ u: (Double, Double, Double, Double)) {
                     positions.pointer[(4 * r + 0) * plane + at] = Float(u.0)
                     positions.pointer[(4 * r + 1) * plane + at] = Float(u.1)
                     positions.pointer[(4 * r + 2) * plane + at] = Float(u.2)
                     positions.pointer[(4 * r + 3) * plane + at] = Float(u.3)
                 }
+                store(row: 0, g(c0.0, c1.0, c2.0))
+                store(row: 1, g(c0.1, c1.1, c2.1))
+                store(row: 2, g(c0.2, c1.2, c2.2))
+                store(row: 3, g(c0.3, c1.3, c2.3))
             }
         }
         return (0..<16).map { PackedMatrix(packing: positions.pointer + $0 * plane, n: outChannels, k: inChannels, transposed: true) }
